@@ -1,0 +1,13 @@
+// Each subcommand registers its flags and its action on the top-level app.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace medlab::cli {
+
+void register_run(CLI::App& app);
+void register_tokenize(CLI::App& app);
+void register_convert(CLI::App& app);
+void register_make_test_model(CLI::App& app);
+
+}  // namespace medlab::cli

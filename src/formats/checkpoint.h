@@ -1,0 +1,65 @@
+// A Hugging Face checkpoint folder (config.json, tokenizer files, one or more safetensors shards),
+// opened, mapped and checked against the config before any model code sees it.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "formats/model_config.h"
+#include "formats/safetensors.h"
+
+namespace medlab {
+
+// Where the parts of a Gemma 3 model sit in the tensor names. Three layouts exist:
+//   transformers < 4.52 Gemma3ForConditionalGeneration: "language_model.model.", "vision_tower.vision_model.",
+//   "multi_modal_projector."; later versions: "model.language_model.", "model.vision_tower.vision_model.",
+//   "model.multi_modal_projector."; Gemma3ForCausalLM: "model." (no vision).
+struct TensorLayout {
+  std::string text;       // prefix of embed_tokens.weight, layers.N.*, norm.weight
+  std::string vision;     // prefix of embeddings.*, encoder.layers.N.*, post_layernorm.*; empty if none
+  std::string projector;  // prefix of mm_input_projection_weight, mm_soft_emb_norm.weight; empty if none
+};
+
+// A name and shape the checkpoint must hold, derived from the config alone.
+struct TensorSpec {
+  std::string name;  // without layout prefix, e.g. "layers.3.self_attn.q_proj.weight"
+  enum class Part { Text, Vision, Projector } part;
+  std::vector<int64_t> shape;
+};
+std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
+std::string full_name(const TensorLayout& layout, const TensorSpec& spec);
+
+class Checkpoint {
+ public:
+  // `model` is a folder, or a Hugging Face id ("google/medgemma-4b-it") looked up in `hf_hub_cache`
+  // (the caller resolves HF_HOME / HF_HUB_CACHE / ~/.cache/huggingface/hub). Never downloads.
+  static Checkpoint open(const std::string& model, const std::optional<std::filesystem::path>& hf_hub_cache = {});
+
+  const ModelConfig& config() const { return config_; }
+  const std::filesystem::path& dir() const { return dir_; }
+  const TensorLayout& layout() const { return layout_; }
+
+  // The tensor `prefix + name` for a part; throws Error naming it if absent.
+  const TensorView& text(const std::string& name) const;
+  const TensorView& vision(const std::string& name) const;
+  const TensorView& projector(const std::string& name) const;
+  const std::map<std::string, TensorView>& tensors() const { return tensors_; }  // full names
+  std::vector<std::string> weight_files() const;  // absolute paths of the shards, in order
+
+ private:
+  std::filesystem::path dir_;
+  ModelConfig config_;
+  TensorLayout layout_;
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::map<std::string, TensorView> tensors_;
+};
+
+// The standard cache folder from the environment, for the CLI to pass to Checkpoint::open.
+std::filesystem::path default_hf_hub_cache();
+
+}  // namespace medlab

@@ -1,0 +1,39 @@
+// safetensors files: a little-endian u64 header length, a JSON header, then raw tensor bytes.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/mapped_file.h"
+#include "core/tensor.h"
+
+namespace medlab {
+
+// One mapped .safetensors file whose header has been checked against the file: every dtype known,
+// every offset pair inside the data area, byte counts equal to the shapes, no overlaps.
+class SafetensorsFile {
+ public:
+  explicit SafetensorsFile(const std::string& path);  // throws Error naming the path and tensor
+  const std::map<std::string, TensorView>& tensors() const { return tensors_; }
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  const std::string& path() const { return file_.path(); }
+
+ private:
+  MappedFile file_;
+  std::map<std::string, TensorView> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+struct TensorToWrite {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  const void* data;  // nbytes = numel * dtype_size
+};
+
+// Writes tensors in the order given, with an optional __metadata__ block (as PyTorch writes {"format": "pt"}).
+void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                       const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
+
+}  // namespace medlab

@@ -1,0 +1,49 @@
+// Gemma 3's tokenizer.json: BPE over SentencePiece-style pieces with byte fallback, its normalizer,
+// pre-tokenizer and decoder, and the added/special tokens. Encodes and decodes as Hugging Face
+// tokenizers does, byte for byte.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace medlab {
+
+using TokenId = int32_t;
+
+class Tokenizer {
+ public:
+  static Tokenizer load(const std::string& tokenizer_json_path);  // throws Error naming the file and field
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+  ~Tokenizer();
+
+  // Text to ids. Added tokens written in the text ("<start_of_turn>") become their ids, as in HF.
+  // add_bos prepends <bos> (HF's add_special_tokens=True). Invalid UTF-8 bytes are encoded through
+  // their byte-fallback tokens <0xNN>.
+  std::vector<TokenId> encode(std::string_view text, bool add_bos = false) const;
+  // Ids to text; skip_special drops special tokens as HF's skip_special_tokens=True does.
+  std::string decode(const std::vector<TokenId>& ids, bool skip_special = false) const;
+  // Text of one token for streaming: byte-fallback tokens give their raw byte, so a caller that
+  // concatenates pieces gets the same bytes as decode().
+  std::string piece(TokenId id) const;
+  const std::string& token_string(TokenId id) const;  // as written in the vocabulary ("▁the", "<0x0A>")
+
+  std::optional<TokenId> find(std::string_view token) const;  // vocabulary or added token
+  bool is_special(TokenId id) const;
+  int32_t size() const;  // ids are 0 .. size()-1
+  TokenId bos() const;
+  TokenId eos() const;
+  TokenId pad() const;
+  TokenId unk() const;
+
+ private:
+  struct Impl;
+  explicit Tokenizer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace medlab
