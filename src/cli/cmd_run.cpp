@@ -1,7 +1,159 @@
+// medlab run: generate an answer to a prompt, streaming it, or as JSON with tokens, timings and log-probs.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.h"
+#include "core/error.h"
+#include "runtime/session.h"
 
 namespace medlab::cli {
+namespace {
 
-void register_run(CLI::App& app) {}
+struct RunOptions {
+  std::string model;
+  std::string prompt;
+  std::string system;
+  std::string chat_file;
+  bool raw_prompt = false;
+  GenerationSettings generation;
+  int threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  int64_t ctx_size = 0;
+  std::string isa;
+  bool json = false;
+};
+
+std::vector<ChatMessage> read_chat_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail(path, ": cannot open");
+  const auto json = nlohmann::json::parse(in, nullptr, false);
+  if (json.is_discarded() || !json.is_array()) fail(path, ": expected a JSON array of {\"role\", \"content\"} messages");
+  std::vector<ChatMessage> messages;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const auto& m = json[i];
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") || !m["content"].is_string())
+      fail(path, ": message ", i, " needs string fields \"role\" and \"content\"");
+    messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+  }
+  return messages;
+}
+
+std::vector<TokenId> prompt_tokens(const RunOptions& o, const Tokenizer& tokenizer) {
+  if (o.raw_prompt) return tokenizer.encode(o.prompt, false);  // the text carries its own <bos> and turn markers
+  std::vector<ChatMessage> messages;
+  if (!o.chat_file.empty()) {
+    messages = read_chat_file(o.chat_file);
+  } else {
+    if (!o.system.empty()) messages.push_back({"system", o.system});
+    messages.push_back({"user", o.prompt});
+  }
+  return tokenizer.encode(render_chat(messages), false);  // the rendered chat starts with <bos>
+}
+
+nlohmann::json result_json(const RunOptions& o, const LoadedModel& model, const GenerationResult& r, double load_ms,
+                           int threads, const KernelTable& kernels) {
+  const Tokenizer& tok = model.tokenizer;
+  nlohmann::json tokens = nlohmann::json::array(), logprobs = nlohmann::json::array();
+  for (const GeneratedToken& t : r.tokens) {
+    tokens.push_back(t.id);
+    if (o.generation.logprobs > 0) {
+      nlohmann::json top = nlohmann::json::array();
+      for (auto [id, lp] : t.top) top.push_back({{"id", id}, {"piece", tok.piece(id)}, {"logprob", lp}});
+      logprobs.push_back({{"id", t.id}, {"piece", tok.piece(t.id)}, {"logprob", t.logprob}, {"top", top}});
+    }
+  }
+  const SamplerSettings& s = o.generation.sampler;
+  nlohmann::json out = {
+      {"model", model.checkpoint.dir().string()},
+      {"test_model", model.test_model_note.has_value()},
+      {"text", r.text},
+      {"stop_reason", r.stop_reason},
+      {"prompt_tokens", r.prompt_tokens},
+      {"tokens", tokens},
+      {"sampler",
+       {{"temperature", s.temperature}, {"top_k", s.top_k}, {"top_p", s.top_p}, {"min_p", s.min_p},
+        {"repetition_penalty", s.repetition_penalty}, {"seed", s.seed}}},
+      {"threads", threads},
+      {"isa", isa_name(kernels.isa)},
+      {"timings",
+       {{"load_ms", load_ms},
+        {"prefill_ms", r.prefill_ms},
+        {"prefill_tokens_per_s", r.prefill_ms > 0 ? 1000.0 * double(r.prompt_tokens.size()) / r.prefill_ms : 0.0},
+        {"decode_ms", r.decode_ms},
+        {"decode_tokens_per_s", r.decode_ms > 0 ? 1000.0 * double(r.decode_steps) / r.decode_ms : 0.0}}},
+  };
+  if (o.generation.logprobs > 0) out["logprobs"] = logprobs;
+  return out;
+}
+
+void run(const RunOptions& o) {
+  if (o.prompt.empty() == o.chat_file.empty()) fail("run: give exactly one of --prompt or --chat");
+  if (o.raw_prompt && !o.chat_file.empty()) fail("run: --raw-prompt applies to --prompt only");
+  const KernelTable& kernels = o.isa.empty() ? best_kernels() : kernels_for(o.isa);
+
+  const auto load_start = std::chrono::steady_clock::now();
+  const std::unique_ptr<LoadedModel> model = load_model(o.model, default_hf_hub_cache());
+  const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count();
+  if (model->test_model_note) std::fprintf(stderr, "medlab: note: %s\n", model->test_model_note->c_str());
+
+  const std::vector<TokenId> prompt = prompt_tokens(o, model->tokenizer);
+  const int64_t max_ctx = model->decoder.config().max_position_embeddings;
+  const int64_t n_ctx = o.ctx_size > 0 ? o.ctx_size : std::min(max_ctx, int64_t(prompt.size()) + o.generation.max_new_tokens);
+  if (int64_t(prompt.size()) >= n_ctx)
+    fail("prompt: ", prompt.size(), " tokens do not fit the context of ", n_ctx, " tokens",
+         o.ctx_size > 0 ? " (--ctx-size)" : " (the model's max_position_embeddings)");
+
+  ThreadPool pool(o.threads);
+  Session session(*model, n_ctx, pool, kernels);
+  GenerationResult result;
+  if (o.json) {
+    result = session.generate(prompt, o.generation);
+    std::cout << result_json(o, *model, result, load_ms, o.threads, kernels).dump(-1, ' ', false,
+                                                                                   nlohmann::json::error_handler_t::replace)
+              << "\n";
+    return;
+  }
+  result = session.generate(prompt, o.generation, [](std::string_view text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+  });
+  std::printf("\n");
+  std::fprintf(stderr, "medlab: load %.0f ms | prompt %zu tokens, %.1f tokens/s | generated %zu tokens, %.1f tokens/s | stop: %s\n",
+               load_ms, prompt.size(), 1000.0 * double(prompt.size()) / std::max(result.prefill_ms, 1e-9),
+               result.tokens.size(), 1000.0 * double(result.decode_steps) / std::max(result.decode_ms, 1e-9),
+               result.stop_reason.c_str());
+}
+
+}  // namespace
+
+void register_run(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  CLI::App* cmd = app.add_subcommand("run", "Answer a prompt with a model, streaming the text as it is generated.");
+  cmd->add_option("-m,--model", o->model, "Model folder (Hugging Face layout) or a cached Hugging Face id")->required();
+  cmd->add_option("-p,--prompt", o->prompt, "The user's message (put in the Gemma 3 chat template)");
+  cmd->add_option("--system", o->system, "System prompt (folded into the first user turn, as Gemma 3 does)");
+  cmd->add_option("--chat", o->chat_file, "JSON file with a conversation: [{\"role\": \"user\"|\"assistant\"|\"system\", \"content\": ...}]");
+  cmd->add_flag("--raw-prompt", o->raw_prompt, "Tokenize --prompt as given, without the chat template (write <bos> yourself)");
+  cmd->add_option("-n,--max-new-tokens", o->generation.max_new_tokens, "Most tokens to generate")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--temperature", o->generation.sampler.temperature, "Sampling temperature; 0 picks the most likely token (greedy)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-k", o->generation.sampler.top_k, "Keep the k most likely tokens (0: all)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-p", o->generation.sampler.top_p, "Keep the smallest set of tokens whose probability reaches p")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--min-p", o->generation.sampler.min_p, "Drop tokens less likely than min-p times the most likely")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--repetition-penalty", o->generation.sampler.repetition_penalty, "Penalty for tokens already seen (1: off)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", o->generation.sampler.seed, "Seed of the sampler's counter-based generator")->capture_default_str();
+  cmd->add_option("--stop", o->generation.stop_strings, "Stop before this text (repeatable)");
+  cmd->add_flag("--ignore-eos", o->generation.ignore_eos, "Do not stop at <eos> or <end_of_turn>");
+  cmd->add_option("-t,--threads", o->threads, "Threads")->capture_default_str()->check(CLI::Range(1, 1024));
+  cmd->add_option("-c,--ctx-size", o->ctx_size, "Context length in tokens (default: prompt + max-new-tokens)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--isa", o->isa, "Force a kernel set: scalar or avx512 (default: the best this CPU runs)");
+  cmd->add_flag("--json", o->json, "Print one JSON object: text, token ids, timings (and log-probs)");
+  cmd->add_option("--logprobs", o->generation.logprobs, "With --json: the top-K log-probabilities at each step")->check(CLI::Range(0, 100));
+  cmd->callback([o] { run(*o); });
+}
 
 }  // namespace medlab::cli

@@ -1,1 +1,75 @@
-// placeholder
+#include "kernels/kernels.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace medlab {
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return "scalar";
+    case Isa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+const KernelTable& best_kernels() {
+  static const KernelTable& best = avx512_kernels() ? *avx512_kernels() : scalar_kernels();
+  return best;
+}
+
+const KernelTable& kernels_for(const std::string& name) {
+  if (name == "scalar") return scalar_kernels();
+  if (name == "avx512") {
+    if (const KernelTable* t = avx512_kernels()) return *t;
+    fail("isa: this CPU cannot run avx512 kernels");
+  }
+  fail("isa: unknown kernel set '", name, "' (expected scalar or avx512)");
+}
+
+void matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w, float* y) {
+  // Split by output column in multiples of 16 rows of w: each thread reads its own weight rows once.
+  pool.parallel_for(
+      w.rows, [&](int64_t begin, int64_t end) { k.matmul_rows(x, m, w, begin, end, y, w.rows); }, 16);
+}
+
+void rms_norm(const float* x, const float* scale, float* y, int64_t n, float eps) {
+  double sum_squares = 0;
+  for (int64_t i = 0; i < n; ++i) sum_squares += double(x[i]) * x[i];
+  const float inv = float(1.0 / std::sqrt(sum_squares / double(n) + double(eps)));
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * inv * scale[i];
+}
+
+void layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t n, float eps) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += x[i];
+  const double mean = sum / double(n);
+  double var = 0;
+  for (int64_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+  const double inv = 1.0 / std::sqrt(var / double(n) + double(eps));
+  for (int64_t i = 0; i < n; ++i) y[i] = float((x[i] - mean) * inv) * weight[i] + bias[i];
+}
+
+float gelu_tanh(float x) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+}
+
+void gelu_tanh_mul(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
+}
+
+void softmax(float* x, int64_t n) {
+  float max = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) max = std::max(max, x[i]);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - max);
+    sum += x[i];
+  }
+  const float inv = float(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+}  // namespace medlab

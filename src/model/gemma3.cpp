@@ -1,1 +1,277 @@
-// placeholder
+// Gemma 3 decoder forward pass, top to bottom. Semantics follow Hugging Face transformers'
+// Gemma3ForCausalLM / the language model of Gemma3ForConditionalGeneration, computed in f32.
+#include "model/gemma3.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace medlab {
+namespace {
+
+WeightMatrix matrix(const TensorView& t, int64_t rows, int64_t cols, const std::string& name) {
+  if (t.shape.size() != 2 || t.shape[0] != rows || t.shape[1] != cols)
+    fail("tensor ", name, ": shape ", shape_string(t.shape), ", expected ", shape_string({rows, cols}));
+  return {t.dtype, rows, cols, t.data};
+}
+
+// HF stores Gemma norm weights as w and multiplies by (1 + w); medlab keeps (1 + w) in f32.
+std::vector<float> norm_scale(const TensorView& t, int64_t n, const std::string& name) {
+  if (t.shape.size() != 1 || t.shape[0] != n) fail("tensor ", name, ": shape ", shape_string(t.shape), ", expected [", n, "]");
+  std::vector<float> scale(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) scale[size_t(i)] = 1.0f + element_f32(t, i);
+  return scale;
+}
+
+// Rotary inverse frequencies computed as transformers does, in f32: 1 / base^(2i/d), divided by the
+// linear scaling factor on global layers.
+std::vector<float> rope_inverse_frequencies(double base, int64_t head_dim, double linear_factor) {
+  std::vector<float> inv(static_cast<size_t>(head_dim / 2));
+  for (int64_t i = 0; i < head_dim / 2; ++i) {
+    const float exponent = float(2 * i) / float(head_dim);
+    inv[size_t(i)] = (1.0f / std::pow(float(base), exponent)) / float(linear_factor);
+  }
+  return inv;
+}
+
+void widen_row(const WeightMatrix& w, int64_t row, float* out) {
+  const int64_t begin = row * w.cols;
+  switch (w.dtype) {
+    case DType::F32:
+      std::memcpy(out, static_cast<const float*>(w.data) + begin, size_t(w.cols) * 4);
+      return;
+    case DType::F16:
+      for (int64_t i = 0; i < w.cols; ++i) out[i] = f16_to_f32(static_cast<const uint16_t*>(w.data)[begin + i]);
+      return;
+    case DType::BF16:
+      for (int64_t i = 0; i < w.cols; ++i) out[i] = bf16_to_f32(static_cast<const uint16_t*>(w.data)[begin + i]);
+      return;
+  }
+}
+
+}  // namespace
+
+Gemma3::Gemma3(const Checkpoint& checkpoint, int64_t n_vocab) : config_(checkpoint.config().text), n_vocab_(n_vocab) {
+  const TextConfig& c = config_;
+  if (n_vocab < 1 || n_vocab > c.vocab_size)
+    fail("model: tokenizer vocabulary of ", n_vocab, " tokens does not fit the embedding's ", c.vocab_size, " rows");
+  const int64_t q_dim = c.num_attention_heads * c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
+  embed_ = matrix(checkpoint.text("embed_tokens.weight"), c.vocab_size, c.hidden_size, "embed_tokens.weight");
+  final_norm_ = norm_scale(checkpoint.text("norm.weight"), c.hidden_size, "norm.weight");
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = "layers." + std::to_string(i) + ".";
+    auto mat = [&](const std::string& name, int64_t rows, int64_t cols) {
+      return matrix(checkpoint.text(p + name), rows, cols, p + name);
+    };
+    auto norm = [&](const std::string& name, int64_t n) { return norm_scale(checkpoint.text(p + name), n, p + name); };
+    Layer layer;
+    layer.sliding = c.layer_is_sliding[size_t(i)];
+    layer.input_norm = norm("input_layernorm.weight", c.hidden_size);
+    layer.post_attention_norm = norm("post_attention_layernorm.weight", c.hidden_size);
+    layer.pre_feedforward_norm = norm("pre_feedforward_layernorm.weight", c.hidden_size);
+    layer.post_feedforward_norm = norm("post_feedforward_layernorm.weight", c.hidden_size);
+    layer.q_norm = norm("self_attn.q_norm.weight", c.head_dim);
+    layer.k_norm = norm("self_attn.k_norm.weight", c.head_dim);
+    layer.q = mat("self_attn.q_proj.weight", q_dim, c.hidden_size);
+    layer.k = mat("self_attn.k_proj.weight", kv_dim, c.hidden_size);
+    layer.v = mat("self_attn.v_proj.weight", kv_dim, c.hidden_size);
+    layer.o = mat("self_attn.o_proj.weight", c.hidden_size, q_dim);
+    layer.gate = mat("mlp.gate_proj.weight", c.intermediate_size, c.hidden_size);
+    layer.up = mat("mlp.up_proj.weight", c.intermediate_size, c.hidden_size);
+    layer.down = mat("mlp.down_proj.weight", c.hidden_size, c.intermediate_size);
+    layers_.push_back(std::move(layer));
+  }
+  inv_freq_local_ = rope_inverse_frequencies(c.rope_local_base_freq, c.head_dim, 1.0);
+  inv_freq_global_ = rope_inverse_frequencies(c.rope_theta, c.head_dim, c.rope_linear_factor);
+  // Scores are scaled by query_pre_attn_scalar^-0.5, which is not always head_dim^-0.5 (27B: 168 vs 128).
+  query_scale_ = float(1.0 / std::sqrt(c.query_pre_attn_scalar));
+  embed_scale_ = std::sqrt(float(c.hidden_size));
+}
+
+void Gemma3::forward(Gemma3State& state, std::span<const int32_t> tokens, float* logits) const {
+  if (tokens.empty()) fail("model: forward needs at least one token");
+  if (state.n_past_ + int64_t(tokens.size()) > state.n_ctx_)
+    fail("context: ", state.n_past_, " tokens so far plus ", tokens.size(), " new exceed the context of ", state.n_ctx_,
+         " tokens");
+  for (int32_t t : tokens)
+    if (t < 0 || t >= n_vocab_) fail("model: token id ", t, " is outside the vocabulary of ", n_vocab_);
+  // Fixed-size chunks: a token's results never depend on how the caller split the prompt.
+  for (size_t begin = 0; begin < tokens.size(); begin += size_t(kPrefillChunk)) {
+    const size_t n = std::min(tokens.size() - begin, size_t(kPrefillChunk));
+    const bool last = begin + n == tokens.size();
+    forward_chunk(state, tokens.subspan(begin, n), last ? logits : nullptr);
+  }
+}
+
+void Gemma3::forward_chunk(Gemma3State& s, std::span<const int32_t> tokens, float* logits) const {
+  const TextConfig& c = config_;
+  const int64_t n = int64_t(tokens.size()), d = c.hidden_size;
+  const float eps = float(c.rms_norm_eps);
+  const KernelTable& k = s.kernels_;
+  ThreadPool& pool = s.pool_;
+  float* x = s.x_.data();
+  float* normed = s.normed_.data();
+
+  // Token embeddings, scaled by sqrt(hidden_size).
+  for (int64_t t = 0; t < n; ++t) {
+    widen_row(embed_, tokens[size_t(t)], x + t * d);
+    for (int64_t i = 0; i < d; ++i) x[t * d + i] *= embed_scale_;
+  }
+
+  for (int64_t l = 0; l < int64_t(layers_.size()); ++l) {
+    const Layer& layer = layers_[size_t(l)];
+
+    // Attention block: norm, q/k/v projections, per-head norms and rotary embedding, attention over the
+    // cache, output projection, post-attention norm, residual.
+    for (int64_t t = 0; t < n; ++t) rms_norm(x + t * d, layer.input_norm.data(), normed + t * d, d, eps);
+    matmul(k, pool, normed, n, layer.q, s.q_.data());
+    matmul(k, pool, normed, n, layer.k, s.k_.data());
+    matmul(k, pool, normed, n, layer.v, s.v_.data());
+    for (int64_t t = 0; t < n; ++t) {
+      const int64_t position = s.n_past_ + t;
+      for (int64_t h = 0; h < c.num_attention_heads; ++h) {
+        float* head = s.q_.data() + (t * c.num_attention_heads + h) * c.head_dim;
+        rms_norm(head, layer.q_norm.data(), head, c.head_dim, eps);
+        apply_rope(head, position, layer.sliding);
+      }
+      for (int64_t h = 0; h < c.num_key_value_heads; ++h) {
+        float* head = s.k_.data() + (t * c.num_key_value_heads + h) * c.head_dim;
+        rms_norm(head, layer.k_norm.data(), head, c.head_dim, eps);
+        apply_rope(head, position, layer.sliding);
+      }
+    }
+    attention(s, layer, l, n);
+    matmul(k, pool, s.attn_.data(), n, layer.o, s.proj_.data());
+    for (int64_t t = 0; t < n; ++t) {
+      float* out = s.proj_.data() + t * d;
+      rms_norm(out, layer.post_attention_norm.data(), out, d, eps);
+      for (int64_t i = 0; i < d; ++i) x[t * d + i] += out[i];
+    }
+
+    // Feed-forward block: norm, GeGLU (gelu_tanh(gate) * up), down projection, post norm, residual.
+    for (int64_t t = 0; t < n; ++t) rms_norm(x + t * d, layer.pre_feedforward_norm.data(), normed + t * d, d, eps);
+    matmul(k, pool, normed, n, layer.gate, s.gate_.data());
+    matmul(k, pool, normed, n, layer.up, s.up_.data());
+    gelu_tanh_mul(s.gate_.data(), s.up_.data(), n * c.intermediate_size);
+    matmul(k, pool, s.gate_.data(), n, layer.down, s.proj_.data());
+    for (int64_t t = 0; t < n; ++t) {
+      float* out = s.proj_.data() + t * d;
+      rms_norm(out, layer.post_feedforward_norm.data(), out, d, eps);
+      for (int64_t i = 0; i < d; ++i) x[t * d + i] += out[i];
+    }
+  }
+  s.n_past_ += n;
+
+  // Logits of the last token through the final norm and the tied embedding.
+  if (logits) {
+    rms_norm(x + (n - 1) * d, final_norm_.data(), normed, d, eps);
+    matmul(k, pool, normed, 1, {embed_.dtype, n_vocab_, d, embed_.data}, logits);
+    if (c.final_logit_softcapping) {
+      const float cap = float(*c.final_logit_softcapping);
+      for (int64_t i = 0; i < n_vocab_; ++i) logits[i] = std::tanh(logits[i] / cap) * cap;
+    }
+  }
+}
+
+void Gemma3::apply_rope(float* head, int64_t position, bool sliding) const {
+  // Rotates pairs (i, i + head_dim/2), as transformers' rotate_half does; angles rounded to f32 like it.
+  const std::vector<float>& inv_freq = sliding ? inv_freq_local_ : inv_freq_global_;
+  const int64_t half = config_.head_dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float angle = float(position) * inv_freq[size_t(i)];
+    const float cos = float(std::cos(double(angle))), sin = float(std::sin(double(angle)));
+    const float x1 = head[i], x2 = head[i + half];
+    head[i] = x1 * cos - x2 * sin;
+    head[i + half] = x2 * cos + x1 * sin;
+  }
+}
+
+void Gemma3::attention(Gemma3State& s, const Layer& layer, int64_t layer_index, int64_t n) const {
+  const TextConfig& c = config_;
+  const int64_t hd = c.head_dim, kv_heads = c.num_key_value_heads, heads = c.num_attention_heads;
+  const int64_t group = heads / kv_heads;
+  Gemma3State::LayerCache& cache = s.cache_[size_t(layer_index)];
+  const int64_t capacity = cache.capacity;
+
+  // Append this chunk's keys and values; a position lives in slot position % capacity.
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t slot = (s.n_past_ + t) % capacity;
+    for (int64_t h = 0; h < kv_heads; ++h) {
+      std::memcpy(&cache.k[size_t((h * capacity + slot) * hd)], &s.k_[size_t((t * kv_heads + h) * hd)], size_t(hd) * 4);
+      std::memcpy(&cache.v[size_t((h * capacity + slot) * hd)], &s.v_[size_t((t * kv_heads + h) * hd)], size_t(hd) * 4);
+    }
+  }
+
+  const KernelTable& k = s.kernels_;
+  const float scale = query_scale_;
+  const std::optional<double> softcap = c.attn_logit_softcapping;
+  s.pool_.parallel_for(heads, [&](int64_t head_begin, int64_t head_end) {
+    for (int64_t h = head_begin; h < head_end; ++h) {
+      const int64_t kv = h / group;
+      const float* keys = &cache.k[size_t(kv * capacity * hd)];
+      const float* values = &cache.v[size_t(kv * capacity * hd)];
+      float* scores = &s.scores_[size_t(h * capacity)];
+      for (int64_t t = 0; t < n; ++t) {
+        const int64_t position = s.n_past_ + t;
+        // Causal; sliding layers see only the last sliding_window positions (position - j < window).
+        const int64_t first = layer.sliding ? std::max<int64_t>(0, position - c.sliding_window + 1) : 0;
+        const float* q = &s.q_[size_t((t * heads + h) * hd)];
+        float max = -INFINITY;
+        for (int64_t j = first; j <= position; ++j) {
+          float score = k.dot(q, keys + (j % capacity) * hd, hd) * scale;
+          if (softcap) score = float(std::tanh(score / *softcap) * *softcap);
+          scores[j - first] = score;
+          max = std::max(max, score);
+        }
+        float sum = 0;
+        for (int64_t j = 0; j <= position - first; ++j) {
+          scores[j] = std::exp(scores[j] - max);
+          sum += scores[j];
+        }
+        float* out = &s.attn_[size_t((t * heads + h) * hd)];
+        std::fill(out, out + hd, 0.0f);
+        const float inv_sum = 1.0f / sum;
+        for (int64_t j = first; j <= position; ++j) k.axpy(scores[j - first] * inv_sum, values + (j % capacity) * hd, out, hd);
+      }
+    }
+  });
+}
+
+Gemma3State::Gemma3State(const Gemma3& model, int64_t n_ctx, ThreadPool& pool, const KernelTable& kernels)
+    : pool_(pool), kernels_(kernels), n_ctx_(n_ctx) {
+  const TextConfig& c = model.config();
+  if (n_ctx < 1 || n_ctx > c.max_position_embeddings)
+    fail("context: ", n_ctx, " tokens requested; the model allows 1 to ", c.max_position_embeddings);
+  const int64_t chunk = Gemma3::kPrefillChunk, kv_dim = c.num_key_value_heads * c.head_dim;
+  int64_t max_capacity = 0;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    LayerCache cache;
+    // A chunk's first query still needs the window before it while the chunk's own keys are written.
+    cache.capacity = c.layer_is_sliding[size_t(l)] ? std::min(n_ctx, c.sliding_window + chunk) : n_ctx;
+    cache.k.assign(size_t(cache.capacity * kv_dim), 0.0f);
+    cache.v.assign(size_t(cache.capacity * kv_dim), 0.0f);
+    max_capacity = std::max(max_capacity, cache.capacity);
+    cache_.push_back(std::move(cache));
+  }
+  const int64_t q_dim = c.num_attention_heads * c.head_dim;
+  x_.resize(size_t(chunk * c.hidden_size));
+  normed_.resize(size_t(chunk * c.hidden_size));
+  proj_.resize(size_t(chunk * c.hidden_size));
+  q_.resize(size_t(chunk * q_dim));
+  attn_.resize(size_t(chunk * q_dim));
+  k_.resize(size_t(chunk * kv_dim));
+  v_.resize(size_t(chunk * kv_dim));
+  gate_.resize(size_t(chunk * c.intermediate_size));
+  up_.resize(size_t(chunk * c.intermediate_size));
+  scores_.resize(size_t(c.num_attention_heads * max_capacity));
+}
+
+size_t Gemma3State::kv_bytes() const {
+  size_t bytes = 0;
+  for (const LayerCache& cache : cache_) bytes += (cache.k.size() + cache.v.size()) * sizeof(float);
+  return bytes;
+}
+
+}  // namespace medlab

@@ -1,0 +1,59 @@
+// Compute kernels used by the models, chosen once per process from what the CPU offers.
+//
+// Every kernel has a portable scalar version (the reference the tests compare against) and, where
+// it pays, versions for wider vector units. Reductions run in a fixed order that depends only on
+// the reduction length, so results never depend on the thread count or on how many rows share a call.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+
+namespace medlab {
+
+// A row-major weight matrix [rows, cols] in its stored dtype, viewed in place.
+struct WeightMatrix {
+  DType dtype = DType::F32;
+  int64_t rows = 0, cols = 0;
+  const void* data = nullptr;
+};
+
+enum class Isa { Scalar, Avx512 };
+const char* isa_name(Isa isa);
+
+// The functions one ISA provides.
+struct KernelTable {
+  Isa isa;
+  // y[i][r] = dot(x[i], w[r]) for i < m, r in [row_begin, row_end); y has row stride y_stride.
+  void (*matmul_rows)(const float* x, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
+                      float* y, int64_t y_stride);
+  // sum(a[i] * b[i]) over n, in a fixed order for a given n.
+  float (*dot)(const float* a, const float* b, int64_t n);
+  // y[i] += a * x[i].
+  void (*axpy)(float a, const float* x, float* y, int64_t n);
+};
+
+const KernelTable& scalar_kernels();
+const KernelTable* avx512_kernels();  // null when the CPU or OS lacks AVX-512 F/BW/VL
+
+// The best table for this CPU, detected on first use.
+const KernelTable& best_kernels();
+// The table for a named ISA ("scalar", "avx512"), or an error if this CPU cannot run it.
+const KernelTable& kernels_for(const std::string& isa_name);
+
+// y[m, w.rows] = x[m, w.cols] @ w^T, split over output columns across the pool.
+void matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w, float* y);
+
+// Gemma's RMSNorm: y = x / sqrt(mean(x^2) + eps) * scale, where scale already holds (1 + w).
+void rms_norm(const float* x, const float* scale, float* y, int64_t n, float eps);
+// LayerNorm with bias (SigLIP).
+void layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t n, float eps);
+// gate[i] = gelu_tanh(gate[i]) * up[i]  (GeGLU with PyTorch's tanh approximation).
+void gelu_tanh_mul(float* gate, const float* up, int64_t n);
+float gelu_tanh(float x);
+// In-place numerically stable softmax over n values.
+void softmax(float* x, int64_t n);
+
+}  // namespace medlab

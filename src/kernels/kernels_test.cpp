@@ -1,0 +1,152 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/kernels.h"
+
+namespace medlab {
+namespace {
+
+struct StoredWeights {
+  std::vector<uint16_t> half;
+  std::vector<float> full;
+  std::vector<double> exact;  // the stored values, widened
+  WeightMatrix view;
+};
+
+StoredWeights random_weights(DType dtype, int64_t rows, int64_t cols, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(0.05f, 1.0f);
+  std::bernoulli_distribution negative(0.5);
+  StoredWeights w;
+  w.view = {dtype, rows, cols, nullptr};
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    float v = dist(rng) * (negative(rng) ? -1.0f : 1.0f);  // never zero
+    if (dtype == DType::F32) {
+      w.full.push_back(v);
+    } else {
+      const uint16_t h = dtype == DType::BF16 ? f32_to_bf16(v) : f32_to_f16(v);
+      v = dtype == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+      w.half.push_back(h);
+    }
+    w.exact.push_back(v);
+  }
+  w.view.data = dtype == DType::F32 ? static_cast<const void*>(w.full.data()) : w.half.data();
+  return w;
+}
+
+std::vector<float> random_input(int64_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) {
+    do v = dist(rng);
+    while (v == 0.0f);
+  }
+  return x;
+}
+
+std::vector<const KernelTable*> every_isa_on_this_cpu() {
+  std::vector<const KernelTable*> tables{&scalar_kernels()};
+  if (avx512_kernels()) tables.push_back(avx512_kernels());
+  return tables;
+}
+
+TEST(Matmul, MatchesFloat64ReferenceForEveryIsaAndDtype) {
+  std::mt19937 rng(7);
+  ThreadPool pool(2);
+  for (const KernelTable* k : every_isa_on_this_cpu()) {
+    for (DType dtype : {DType::F32, DType::F16, DType::BF16}) {
+      for (auto [m, rows, cols] : {std::tuple{1, 37, 53}, {5, 64, 96}, {9, 33, 257}, {4, 16, 16}}) {
+        const StoredWeights w = random_weights(dtype, rows, cols, rng);
+        const std::vector<float> x = random_input(m * cols, rng);
+        std::vector<float> y(size_t(m * rows));
+        matmul(*k, pool, x.data(), m, w.view, y.data());
+        for (int i = 0; i < m; ++i) {
+          for (int r = 0; r < rows; ++r) {
+            double expect = 0, magnitude = 0;
+            for (int c = 0; c < cols; ++c) {
+              expect += double(x[size_t(i * cols + c)]) * w.exact[size_t(r * cols + c)];
+              magnitude += std::abs(double(x[size_t(i * cols + c)]) * w.exact[size_t(r * cols + c)]);
+            }
+            EXPECT_NEAR(y[size_t(i * rows + r)], expect, 1e-6 * magnitude + 1e-7)
+                << isa_name(k->isa) << " " << dtype_name(dtype) << " m=" << m << " r=" << r;
+          }
+        }
+      }
+    }
+  }
+}
+
+// A row's result must not depend on which other rows share the call or on the thread count.
+TEST(Matmul, BitIdenticalAcrossBatchCompositionAndThreads) {
+  std::mt19937 rng(11);
+  for (const KernelTable* k : every_isa_on_this_cpu()) {
+    const int64_t m = 7, rows = 45, cols = 300;
+    const StoredWeights w = random_weights(DType::BF16, rows, cols, rng);
+    const std::vector<float> x = random_input(m * cols, rng);
+    std::vector<float> batched(size_t(m * rows));
+    ThreadPool two(2), one(1), three(3);
+    matmul(*k, two, x.data(), m, w.view, batched.data());
+    for (int64_t i = 0; i < m; ++i) {
+      for (ThreadPool* pool : {&one, &three}) {
+        std::vector<float> alone(static_cast<size_t>(rows));
+        matmul(*k, *pool, x.data() + i * cols, 1, w.view, alone.data());
+        EXPECT_EQ(std::memcmp(alone.data(), batched.data() + i * rows, size_t(rows) * 4), 0)
+            << isa_name(k->isa) << " row " << i;
+      }
+    }
+  }
+}
+
+TEST(Norms, RmsNormUsesScaleAsGiven) {
+  const float x[4] = {1, -2, 3, -4};
+  const float scale[4] = {1, 2, 0.5f, 1};
+  float y[4];
+  rms_norm(x, scale, y, 4, 1e-6f);
+  const double rms = std::sqrt((1 + 4 + 9 + 16) / 4.0 + 1e-6);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(y[i], x[i] / rms * scale[i], 1e-6);
+}
+
+TEST(Activations, GeluTanhKnownValues) {
+  // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), evaluated in float64.
+  for (double x : {-3.0, -1.0, -0.1, 0.5, 1.0, 2.5}) {
+    const double expect = 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+    EXPECT_NEAR(gelu_tanh(float(x)), expect, 1e-6);
+  }
+}
+
+TEST(Softmax, SumsToOneAndKeepsOrder) {
+  std::vector<float> v{1000.0f, 999.0f, -5.0f};
+  softmax(v.data(), 3);
+  EXPECT_NEAR(v[0] + v[1] + v[2], 1.0, 1e-6);
+  EXPECT_NEAR(v[0] / v[1], std::exp(1.0), 1e-4);
+}
+
+}  // namespace
+}  // namespace medlab
+
+namespace medlab {
+namespace {
+
+TEST(VectorOps, DotAndAxpyMatchFloat64ForEveryIsa) {
+  std::mt19937 rng(3);
+  for (const KernelTable* k : every_isa_on_this_cpu()) {
+    for (int64_t n : {1, 15, 16, 17, 72, 256, 1000}) {
+      const std::vector<float> a = random_input(n, rng), b = random_input(n, rng);
+      double expect = 0, magnitude = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        expect += double(a[size_t(i)]) * b[size_t(i)];
+        magnitude += std::abs(double(a[size_t(i)]) * b[size_t(i)]);
+      }
+      EXPECT_NEAR(k->dot(a.data(), b.data(), n), expect, 1e-6 * magnitude) << isa_name(k->isa) << " n=" << n;
+      std::vector<float> y = b;
+      k->axpy(0.75f, a.data(), y.data(), n);
+      for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y[size_t(i)], b[size_t(i)] + 0.75 * a[size_t(i)], 1e-6);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace medlab

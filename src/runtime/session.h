@@ -1,0 +1,78 @@
+// Loading a model for use, and generating text with it.
+//
+// A LoadedModel (checkpoint, tokenizer, decoder) is immutable after loading and can be shared by any
+// number of Sessions; a Session owns one sequence's state (KV cache, scratch) and is used by one
+// thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "formats/checkpoint.h"
+#include "model/gemma3.h"
+#include "runtime/sampler.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace medlab {
+
+struct LoadedModel {
+  LoadedModel(Checkpoint checkpoint, Tokenizer tokenizer);
+
+  Checkpoint checkpoint;
+  Tokenizer tokenizer;
+  Gemma3 decoder;
+  std::vector<TokenId> stop_tokens;  // eos ids from the config, <eos> and <end_of_turn>
+  std::optional<std::string> test_model_note;  // set when the folder is a medlab random-weight test model
+};
+
+// Opens a folder or a cached Hugging Face id, checks it, maps the weights and loads the tokenizer.
+std::unique_ptr<LoadedModel> load_model(const std::string& model, const std::optional<std::filesystem::path>& hf_hub_cache);
+
+struct GenerationSettings {
+  int64_t max_new_tokens = 256;
+  SamplerSettings sampler;
+  std::vector<std::string> stop_strings;  // generation ends before the first occurrence; it is not returned
+  bool ignore_eos = false;                // keep generating past stop tokens (for parity tests)
+  int32_t logprobs = 0;                   // top-k log-probabilities to record per generated token
+};
+
+struct GeneratedToken {
+  TokenId id = 0;
+  float logprob = 0;
+  std::vector<std::pair<TokenId, float>> top;  // when logprobs > 0
+};
+
+struct GenerationResult {
+  std::vector<TokenId> prompt_tokens;
+  std::vector<GeneratedToken> tokens;
+  std::string text;
+  std::string stop_reason;  // "stop_token", "stop_string", "max_new_tokens", "context"
+  double prefill_ms = 0, decode_ms = 0;
+  int64_t decode_steps = 0;  // forward passes after the prompt
+};
+
+class Session {
+ public:
+  Session(const LoadedModel& model, int64_t n_ctx, ThreadPool& pool, const KernelTable& kernels);
+
+  // Generates a continuation of prompt_tokens (which start with <bos>) from an empty cache.
+  // on_text receives the answer's text as it becomes final (never text a stop string may still claim).
+  GenerationResult generate(const std::vector<TokenId>& prompt_tokens, const GenerationSettings& settings,
+                            const std::function<void(std::string_view)>& on_text = {});
+
+  const Gemma3State& state() const { return state_; }
+
+ private:
+  const LoadedModel& model_;
+  Gemma3State state_;
+  std::vector<float> logits_;
+};
+
+}  // namespace medlab
