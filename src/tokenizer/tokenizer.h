@@ -1,6 +1,11 @@
 // Gemma 3's tokenizer.json: BPE over SentencePiece-style pieces with byte fallback, its normalizer,
 // pre-tokenizer and decoder, and the added/special tokens. Encodes and decodes as Hugging Face
-// tokenizers does, byte for byte.
+// tokenizers does, byte for byte (checked on ~2,700 strings in tests/parity/tokenizer_expected.jsonl).
+//
+// Input that is not valid UTF-8 (which HF cannot represent) is medlab's own definition: each byte
+// that does not start a well-formed character becomes its <0xNN> byte-fallback token, and the valid
+// text around it encodes as usual. Only the pipeline Gemma 3 uses is implemented; load() refuses a
+// tokenizer.json that asks for anything else rather than approximating it.
 #pragma once
 
 #include <cstdint>
@@ -25,10 +30,12 @@ class Tokenizer {
   // add_bos prepends <bos> (HF's add_special_tokens=True). Invalid UTF-8 bytes are encoded through
   // their byte-fallback tokens <0xNN>.
   std::vector<TokenId> encode(std::string_view text, bool add_bos = false) const;
-  // Ids to text; skip_special drops special tokens as HF's skip_special_tokens=True does.
+  // Ids to text; skip_special drops special tokens as HF's skip_special_tokens=True does. A run of
+  // byte tokens that is not valid UTF-8 becomes one U+FFFD per byte, as in HF's ByteFallback decoder.
+  // Throws Error on an id outside 0..size()-1.
   std::string decode(const std::vector<TokenId>& ids, bool skip_special = false) const;
   // Text of one token for streaming: byte-fallback tokens give their raw byte, so a caller that
-  // concatenates pieces gets the same bytes as decode().
+  // concatenates pieces gets the same bytes as decode() wherever the byte runs are valid UTF-8.
   std::string piece(TokenId id) const;
   const std::string& token_string(TokenId id) const;  // as written in the vocabulary ("▁the", "<0x0A>")
 
@@ -36,9 +43,10 @@ class Tokenizer {
   bool is_special(TokenId id) const;
   int32_t size() const;  // ids are 0 .. size()-1
   TokenId bos() const;
-  TokenId eos() const;
+  TokenId eos() const;          // <eos> (1); an instruction-tuned reply ends with end_of_turn() instead
   TokenId pad() const;
   TokenId unk() const;
+  TokenId end_of_turn() const;  // <end_of_turn>: where an instruction-tuned model's reply stops
 
  private:
   struct Impl;
