@@ -1,0 +1,1 @@
+# DICOM reading and rendering (to be written).

@@ -1,0 +1,1 @@
+# PNG/JPEG decoding and preprocessing (to be written).
