@@ -9,23 +9,29 @@ namespace medlab {
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Scalar: return "scalar";
+    case Isa::Avx2: return "avx2";
     case Isa::Avx512: return "avx512";
   }
   return "?";
 }
 
+std::vector<const KernelTable*> available_kernels() {
+  std::vector<const KernelTable*> tables{&scalar_kernels()};
+  for (const KernelTable* t : {avx2_kernels(), avx512_kernels()})
+    if (t) tables.push_back(t);
+  return tables;
+}
+
 const KernelTable& best_kernels() {
-  static const KernelTable& best = avx512_kernels() ? *avx512_kernels() : scalar_kernels();
+  static const KernelTable& best = *available_kernels().back();
   return best;
 }
 
 const KernelTable& kernels_for(const std::string& name) {
-  if (name == "scalar") return scalar_kernels();
-  if (name == "avx512") {
-    if (const KernelTable* t = avx512_kernels()) return *t;
-    fail("isa: this CPU cannot run avx512 kernels");
-  }
-  fail("isa: unknown kernel set '", name, "' (expected scalar or avx512)");
+  for (const KernelTable* t : available_kernels())
+    if (name == isa_name(t->isa)) return *t;
+  if (name == "avx2" || name == "avx512") fail("isa: this CPU cannot run ", name, " kernels");
+  fail("isa: unknown kernel set '", name, "' (expected scalar, avx2 or avx512)");
 }
 
 void matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w, float* y) {

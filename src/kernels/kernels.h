@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
@@ -20,7 +21,7 @@ struct WeightMatrix {
   const void* data = nullptr;
 };
 
-enum class Isa { Scalar, Avx512 };
+enum class Isa { Scalar, Avx2, Avx512 };
 const char* isa_name(Isa isa);
 
 // The functions one ISA provides.
@@ -36,11 +37,13 @@ struct KernelTable {
 };
 
 const KernelTable& scalar_kernels();
+const KernelTable* avx2_kernels();    // null when the CPU lacks AVX2, FMA or F16C
 const KernelTable* avx512_kernels();  // null when the CPU or OS lacks AVX-512 F/BW/VL
+std::vector<const KernelTable*> available_kernels();  // every set this CPU runs, scalar first
 
 // The best table for this CPU, detected on first use.
 const KernelTable& best_kernels();
-// The table for a named ISA ("scalar", "avx512"), or an error if this CPU cannot run it.
+// The table for a named ISA ("scalar", "avx2", "avx512"), or an error if this CPU cannot run it.
 const KernelTable& kernels_for(const std::string& isa_name);
 
 // y[m, w.rows] = x[m, w.cols] @ w^T, split over output columns across the pool.

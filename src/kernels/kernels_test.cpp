@@ -47,11 +47,7 @@ std::vector<float> random_input(int64_t n, std::mt19937& rng) {
   return x;
 }
 
-std::vector<const KernelTable*> every_isa_on_this_cpu() {
-  std::vector<const KernelTable*> tables{&scalar_kernels()};
-  if (avx512_kernels()) tables.push_back(avx512_kernels());
-  return tables;
-}
+std::vector<const KernelTable*> every_isa_on_this_cpu() { return available_kernels(); }
 
 TEST(Matmul, MatchesFloat64ReferenceForEveryIsaAndDtype) {
   std::mt19937 rng(7);

@@ -213,7 +213,7 @@ TEST_F(Gemma3Reference, PrefillAndDecodeMatchFloat64) {
   const std::vector<Tensor> expect = reference_logits(model_, tokens);
   const Checkpoint checkpoint = Checkpoint::open(dir_.string());
   const Gemma3 model(checkpoint, kVocab);
-  for (const KernelTable* kernels : {&scalar_kernels(), &best_kernels()}) {
+  for (const KernelTable* kernels : available_kernels()) {
     ThreadPool pool(2);
     Gemma3State state(model, 16, pool, *kernels);
     std::vector<float> logits(kVocab);
