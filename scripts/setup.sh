@@ -11,6 +11,16 @@ debian_packages=(
   libgtest-dev         # unit tests
   libbenchmark-dev     # micro-benchmarks
   nodejs npm           # runs the reference implementations the tests compare against
+  libpng-dev           # PNG decoding
+  libjpeg62-turbo-dev  # JPEG decoding (libjpeg-turbo, the same library Debian's Pillow decodes with)
+  zlib1g-dev           # the decode tests write their own PNGs
+  python3-pil          # Pillow parity tests (tests/parity/pillow_reference.py)
+  python3-numpy        # Pillow parity tests
+  libdcmtk-dev         # DICOM reading and decompression (RLE, JPEG, JPEG-LS, deflate)
+  libopenjp2-7-dev     # JPEG 2000 pixel data in DICOM (DCMTK has no free JPEG 2000 codec)
+  libssl-dev           # SHA-256 of decoded DICOM pixels (OpenSSL libcrypto)
+  python3-pydicom      # DICOM parity tests: the reference renderer and its test corpus
+  python3-gdcm         # lets pydicom decode JPEG lossless, JPEG-LS and JPEG 2000 corpus files
 )
 missing=()
 for p in "${debian_packages[@]}"; do

@@ -1,7 +1,67 @@
+// medlab convert: writes a checkpoint in another format (for now GGUF, loadable by llama.cpp).
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <optional>
+
+#include <unistd.h>
+
 #include "cli/commands.h"
+#include "core/error.h"
+#include "formats/checkpoint.h"
+#include "formats/gguf_export.h"
 
 namespace medlab::cli {
+namespace {
 
-void register_convert(CLI::App& app) {}
+struct ConvertOptions {
+  std::string to;
+  std::string model;
+  std::string out;
+  std::string type;  // empty: keep the checkpoint's own type
+  std::string name;
+};
+
+void run(const ConvertOptions& o) {
+  if (o.to != "gguf") fail("convert: --to '", o.to, "' is not supported (supported: gguf)");
+  GgufExportOptions options;
+  if (!o.type.empty()) options.type = parse_gguf_type(o.type);
+  options.name = o.name;
+
+  const auto start = std::chrono::steady_clock::now();
+  const Checkpoint checkpoint = Checkpoint::open(o.model, default_hf_hub_cache());
+  if (checkpoint.config().multimodal())
+    std::fprintf(stderr, "medlab: note: the vision tower is not converted; the GGUF holds the text model only\n");
+
+  const bool tty = isatty(STDERR_FILENO);
+  const auto progress = [tty](const std::string& name, size_t done, size_t all) {
+    if (tty) std::fprintf(stderr, "\rconverting: %zu/%zu tensors (%s)\033[K", done, all, name.c_str());
+  };
+  const GgufExportSummary summary = export_gguf(checkpoint, o.out, options, progress);
+  if (tty) std::fprintf(stderr, "\n");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("wrote %s: gemma3, %zu tensors, %s weights, %.1f MB of tensor data, vocabulary of %lld, in %.1f s\n",
+              o.out.c_str(), summary.tensors, std::string(gguf_type_name(summary.type)).c_str(),
+              double(summary.bytes) / 1e6, static_cast<long long>(summary.vocab), seconds);
+}
+
+}  // namespace
+
+void register_convert(CLI::App& app) {
+  auto o = std::make_shared<ConvertOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "convert",
+      "Convert a model folder to another format.\n"
+      "  --to gguf: llama.cpp's gemma3 layout with the tokenizer embedded (text model only; norm weights\n"
+      "  stored as 1 + w, as llama.cpp expects). Load it with llama.cpp, e.g. `llama-cli -m OUT.gguf`.");
+  cmd->add_option("--to", o->to, "Target format: gguf")->required();
+  cmd->add_option("model", o->model, "Model folder (Hugging Face layout) or a cached Hugging Face id")->required();
+  cmd->add_option("out", o->out, "Output file, e.g. medgemma-4b-it.gguf")->required();
+  cmd->add_option("--type", o->type, "Type of the weight matrices: f32, f16, bf16 or q8_0 (default: the checkpoint's "
+                                     "own, bf16 for MedGemma); norms stay f32")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
+  cmd->add_option("--name", o->name, "general.name in the GGUF (default: the model folder's name)");
+  cmd->callback([o] { run(*o); });
+}
 
 }  // namespace medlab::cli

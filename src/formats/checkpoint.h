@@ -33,6 +33,8 @@ struct TensorSpec {
 };
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
 std::string full_name(const TensorLayout& layout, const TensorSpec& spec);
+// The layout of the published MedGemma checkpoints (transformers 4.50), which medlab writes.
+TensorLayout published_layout(const ModelConfig& config);
 
 class Checkpoint {
  public:

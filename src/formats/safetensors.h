@@ -1,6 +1,7 @@
 // safetensors files: a little-endian u64 header length, a JSON header, then raw tensor bytes.
 #pragma once
 
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
@@ -30,6 +31,29 @@ struct TensorToWrite {
   DType dtype;
   std::vector<int64_t> shape;
   const void* data;  // nbytes = numel * dtype_size
+};
+
+// Writes a safetensors file tensor by tensor, so a model larger than memory can be written: the header
+// (all names, dtypes and shapes) goes first, then each tensor's bytes, in order, in one or more chunks.
+class SafetensorsWriter {
+ public:
+  // `tensors` gives the names, dtypes and shapes; their `data` is not used.
+  SafetensorsWriter(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                    const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+  ~SafetensorsWriter();
+
+  void append(const void* bytes, size_t n);  // the next n bytes of tensor data
+  void finish();                             // throws unless exactly all tensor bytes were appended
+
+ private:
+  std::string temp_path() const;
+
+  std::string path_;
+  std::FILE* out_ = nullptr;
+  uint64_t expected_ = 0;
+  uint64_t written_ = 0;
 };
 
 // Writes tensors in the order given, with an optional __metadata__ block (as PyTorch writes {"format": "pt"}).

@@ -53,7 +53,8 @@ void widen_row(const WeightMatrix& w, int64_t row, float* out) {
 
 }  // namespace
 
-Gemma3::Gemma3(const Checkpoint& checkpoint, int64_t n_vocab) : config_(checkpoint.config().text), n_vocab_(n_vocab) {
+Gemma3::Gemma3(const Checkpoint& checkpoint, int64_t n_vocab, int64_t max_image_tokens)
+    : config_(checkpoint.config().text), n_vocab_(n_vocab), max_image_tokens_(std::max<int64_t>(0, max_image_tokens)) {
   const TextConfig& c = config_;
   if (n_vocab < 1 || n_vocab > c.vocab_size)
     fail("model: tokenizer vocabulary of ", n_vocab, " tokens does not fit the embedding's ", c.vocab_size, " rows");
@@ -90,22 +91,39 @@ Gemma3::Gemma3(const Checkpoint& checkpoint, int64_t n_vocab) : config_(checkpoi
   embed_scale_ = std::sqrt(float(c.hidden_size));
 }
 
-void Gemma3::forward(Gemma3State& state, std::span<const int32_t> tokens, float* logits) const {
-  if (tokens.empty()) fail("model: forward needs at least one token");
-  if (state.n_past_ + int64_t(tokens.size()) > state.n_ctx_)
-    fail("context: ", state.n_past_, " tokens so far plus ", tokens.size(), " new exceed the context of ", state.n_ctx_,
-         " tokens");
+void Gemma3::forward(Gemma3State& state, std::span<const int32_t> tokens, float* logits,
+                     std::span<const ImageEmbeddings> images) const {
+  const int64_t n = int64_t(tokens.size());
+  if (n == 0) fail("model: forward needs at least one token");
+  if (state.n_past_ + n > state.n_ctx_)
+    fail("context: ", state.n_past_, " tokens so far plus ", n, " new exceed the context of ", state.n_ctx_, " tokens");
   for (int32_t t : tokens)
     if (t < 0 || t >= n_vocab_) fail("model: token id ", t, " is outside the vocabulary of ", n_vocab_);
-  // Fixed-size chunks: a token's results never depend on how the caller split the prompt.
-  for (size_t begin = 0; begin < tokens.size(); begin += size_t(kPrefillChunk)) {
-    const size_t n = std::min(tokens.size() - begin, size_t(kPrefillChunk));
-    const bool last = begin + n == tokens.size();
-    forward_chunk(state, tokens.subspan(begin, n), last ? logits : nullptr);
+  for (size_t i = 0; i < images.size(); ++i) {
+    const ImageEmbeddings& image = images[i];
+    if (image.begin < 0 || image.length < 1 || image.length > max_image_tokens_ || image.begin + image.length > n ||
+        (i > 0 && image.begin < images[i - 1].begin + images[i - 1].length))
+      fail("model: image ", i, " spans tokens [", image.begin, ", ", image.begin + image.length,
+           "), which is not an ordered run of at most ", max_image_tokens_, " tokens inside the ", n, " given");
+  }
+  // Chunks of a fixed size, each grown to the end of an image it would split: a token's results depend
+  // only on the sequence, never on how the caller divided it.
+  size_t next_image = 0;
+  for (int64_t begin = 0; begin < n;) {
+    int64_t end = std::min(n, begin + kPrefillChunk);
+    for (const ImageEmbeddings& image : images.subspan(next_image))
+      if (image.begin < end && end < image.begin + image.length) end = image.begin + image.length;
+    size_t first_image = next_image;
+    while (next_image < images.size() && images[next_image].begin < end) ++next_image;
+    std::vector<ImageEmbeddings> local(images.begin() + std::ptrdiff_t(first_image), images.begin() + std::ptrdiff_t(next_image));
+    for (ImageEmbeddings& image : local) image.begin -= begin;
+    forward_chunk(state, tokens.subspan(size_t(begin), size_t(end - begin)), local, end == n ? logits : nullptr);
+    begin = end;
   }
 }
 
-void Gemma3::forward_chunk(Gemma3State& s, std::span<const int32_t> tokens, float* logits) const {
+void Gemma3::forward_chunk(Gemma3State& s, std::span<const int32_t> tokens, std::span<const ImageEmbeddings> images,
+                           float* logits) const {
   const TextConfig& c = config_;
   const int64_t n = int64_t(tokens.size()), d = c.hidden_size;
   const float eps = float(c.rms_norm_eps);
@@ -114,10 +132,18 @@ void Gemma3::forward_chunk(Gemma3State& s, std::span<const int32_t> tokens, floa
   float* x = s.x_.data();
   float* normed = s.normed_.data();
 
-  // Token embeddings, scaled by sqrt(hidden_size).
+  // Token embeddings, scaled by sqrt(hidden_size); image soft tokens replace theirs unscaled.
   for (int64_t t = 0; t < n; ++t) {
     widen_row(embed_, tokens[size_t(t)], x + t * d);
     for (int64_t i = 0; i < d; ++i) x[t * d + i] *= embed_scale_;
+    s.image_first_[size_t(t)] = s.image_last_[size_t(t)] = s.n_past_ + t;
+  }
+  for (const ImageEmbeddings& image : images) {
+    std::memcpy(x + image.begin * d, image.embeddings, size_t(image.length * d) * sizeof(float));
+    for (int64_t t = image.begin; t < image.begin + image.length; ++t) {
+      s.image_first_[size_t(t)] = s.n_past_ + image.begin;
+      s.image_last_[size_t(t)] = s.n_past_ + image.begin + image.length - 1;
+    }
   }
 
   for (int64_t l = 0; l < int64_t(layers_.size()); ++l) {
@@ -215,25 +241,28 @@ void Gemma3::attention(Gemma3State& s, const Layer& layer, int64_t layer_index, 
       float* scores = &s.scores_[size_t(h * capacity)];
       for (int64_t t = 0; t < n; ++t) {
         const int64_t position = s.n_past_ + t;
-        // Causal; sliding layers see only the last sliding_window positions (position - j < window).
-        const int64_t first = layer.sliding ? std::max<int64_t>(0, position - c.sliding_window + 1) : 0;
+        // Causal, and sliding layers see only the last sliding_window positions (position - j < window);
+        // the tokens of one image also see each other, both ways.
+        const int64_t window_first = layer.sliding ? std::max<int64_t>(0, position - c.sliding_window + 1) : 0;
+        const int64_t first = std::min(window_first, s.image_first_[size_t(t)]);
+        const int64_t last = s.image_last_[size_t(t)];
         const float* q = &s.q_[size_t((t * heads + h) * hd)];
         float max = -INFINITY;
-        for (int64_t j = first; j <= position; ++j) {
+        for (int64_t j = first; j <= last; ++j) {
           float score = k.dot(q, keys + (j % capacity) * hd, hd) * scale;
           if (softcap) score = float(std::tanh(score / *softcap) * *softcap);
           scores[j - first] = score;
           max = std::max(max, score);
         }
         float sum = 0;
-        for (int64_t j = 0; j <= position - first; ++j) {
+        for (int64_t j = 0; j <= last - first; ++j) {
           scores[j] = std::exp(scores[j] - max);
           sum += scores[j];
         }
         float* out = &s.attn_[size_t((t * heads + h) * hd)];
         std::fill(out, out + hd, 0.0f);
         const float inv_sum = 1.0f / sum;
-        for (int64_t j = first; j <= position; ++j) k.axpy(scores[j - first] * inv_sum, values + (j % capacity) * hd, out, hd);
+        for (int64_t j = first; j <= last; ++j) k.axpy(scores[j - first] * inv_sum, values + (j % capacity) * hd, out, hd);
       }
     }
   });
@@ -244,7 +273,7 @@ Gemma3State::Gemma3State(const Gemma3& model, int64_t n_ctx, ThreadPool& pool, c
   const TextConfig& c = model.config();
   if (n_ctx < 1 || n_ctx > c.max_position_embeddings)
     fail("context: ", n_ctx, " tokens requested; the model allows 1 to ", c.max_position_embeddings);
-  const int64_t chunk = Gemma3::kPrefillChunk, kv_dim = c.num_key_value_heads * c.head_dim;
+  const int64_t chunk = model.max_chunk(), kv_dim = c.num_key_value_heads * c.head_dim;
   int64_t max_capacity = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     LayerCache cache;
@@ -266,6 +295,8 @@ Gemma3State::Gemma3State(const Gemma3& model, int64_t n_ctx, ThreadPool& pool, c
   gate_.resize(size_t(chunk * c.intermediate_size));
   up_.resize(size_t(chunk * c.intermediate_size));
   scores_.resize(size_t(c.num_attention_heads * max_capacity));
+  image_first_.resize(size_t(chunk));
+  image_last_.resize(size_t(chunk));
 }
 
 size_t Gemma3State::kv_bytes() const {

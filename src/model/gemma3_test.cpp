@@ -87,7 +87,7 @@ MicroModel write_micro_model(const std::filesystem::path& dir) {
       {"rope_scaling", {{"rope_type", "linear"}, {"factor", kLinear}}},
       {"sliding_window", kWindow},
       {"layer_types", {"sliding_attention", "full_attention", "sliding_attention"}},
-      {"max_position_embeddings", 64},
+      {"max_position_embeddings", 512},
       {"hidden_activation", "gelu_pytorch_tanh"},
       {"attn_logit_softcapping", nullptr},
       {"final_logit_softcapping", nullptr},
@@ -129,13 +129,24 @@ void rope64(double* head, int position, bool sliding) {
   }
 }
 
-// Logits after each position of `tokens`.
-std::vector<Tensor> reference_logits(const MicroModel& m, const std::vector<int32_t>& tokens) {
+struct ReferenceImage {
+  int begin = 0, length = 0;
+  std::vector<float> embeddings;  // [length][kHidden]
+};
+
+// Logits after each position of `tokens`, with an optional image whose rows replace the embeddings.
+std::vector<Tensor> reference_logits(const MicroModel& m, const std::vector<int32_t>& tokens,
+                                     const ReferenceImage& image = {}) {
   auto W = [&](const std::string& n) -> const Tensor& { return m.weights.at("model." + n); };
   const int n = int(tokens.size());
   std::vector<Tensor> x(static_cast<size_t>(n));
   for (int t = 0; t < n; ++t)
-    for (int i = 0; i < kHidden; ++i) x[size_t(t)].push_back(W("embed_tokens.weight")[size_t(tokens[size_t(t)] * kHidden + i)] * std::sqrt(double(kHidden)));
+    for (int i = 0; i < kHidden; ++i) {
+      const bool in_image = t >= image.begin && t < image.begin + image.length;
+      x[size_t(t)].push_back(in_image ? double(image.embeddings[size_t((t - image.begin) * kHidden + i)])
+                                      : W("embed_tokens.weight")[size_t(tokens[size_t(t)] * kHidden + i)] * std::sqrt(double(kHidden)));
+    }
+  auto in_image = [&](int t) { return t >= image.begin && t < image.begin + image.length; };
   const bool sliding[kLayers] = {true, false, true};
   for (int l = 0; l < kLayers; ++l) {
     const std::string p = "layers." + std::to_string(l) + ".";
@@ -164,8 +175,10 @@ std::vector<Tensor> reference_logits(const MicroModel& m, const std::vector<int3
         const int kv = hh / (kHeads / kKvHeads);
         std::vector<double> scores;
         std::vector<int> keys;
-        for (int j = 0; j <= t; ++j) {
-          if (sliding[l] && t - j >= kWindow) continue;
+        for (int j = 0; j < n; ++j) {
+          // transformers: the (sliding) causal mask OR "both tokens belong to the same image".
+          const bool causal = j <= t && !(sliding[l] && t - j >= kWindow);
+          if (!causal && !(in_image(t) && in_image(j))) continue;
           double s = 0;
           for (int d = 0; d < kHeadDim; ++d) s += q[size_t(t)][size_t(hh * kHeadDim + d)] * k[size_t(j)][size_t(kv * kHeadDim + d)];
           scores.push_back(s / std::sqrt(kQueryScalar));
@@ -212,7 +225,7 @@ TEST_F(Gemma3Reference, PrefillAndDecodeMatchFloat64) {
   const std::vector<int32_t> tokens{2, 17, 5, 33, 8, 8, 21, 39, 0, 12, 4};  // 11 positions, window 3
   const std::vector<Tensor> expect = reference_logits(model_, tokens);
   const Checkpoint checkpoint = Checkpoint::open(dir_.string());
-  const Gemma3 model(checkpoint, kVocab);
+  const Gemma3 model(checkpoint, kVocab, 8);
   for (const KernelTable* kernels : available_kernels()) {
     ThreadPool pool(2);
     Gemma3State state(model, 16, pool, *kernels);
@@ -228,9 +241,40 @@ TEST_F(Gemma3Reference, PrefillAndDecodeMatchFloat64) {
   }
 }
 
+// Image soft tokens: a run longer than the sliding window, placed across the boundary of the first
+// prefill chunk so that the chunk must grow to keep the image whole.
+TEST_F(Gemma3Reference, ImageTokensAttendBothWaysAndStayInOneChunk) {
+  std::mt19937 rng(21);
+  std::uniform_int_distribution<int32_t> token(3, kVocab - 1);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int n = Gemma3::kPrefillChunk + 12;
+  std::vector<int32_t> tokens(static_cast<size_t>(n));
+  for (auto& t : tokens) t = token(rng);
+  ReferenceImage image;
+  image.begin = Gemma3::kPrefillChunk - 2;
+  image.length = 5;  // > kWindow
+  for (int i = 0; i < image.length * kHidden; ++i) image.embeddings.push_back(normal(rng));
+  const std::vector<Tensor> expect = reference_logits(model_, tokens, image);
+
+  const Checkpoint checkpoint = Checkpoint::open(dir_.string());
+  const Gemma3 model(checkpoint, kVocab, 8);
+  const ImageEmbeddings images[] = {{image.begin, image.length, image.embeddings.data()}};
+  for (const KernelTable* kernels : available_kernels()) {
+    ThreadPool pool(2);
+    Gemma3State state(model, n + 4, pool, *kernels);
+    std::vector<float> logits(kVocab);
+    model.forward(state, std::span(tokens).first(size_t(n - 2)), logits.data(), images);
+    for (int i = 0; i < kVocab; ++i) EXPECT_NEAR(logits[size_t(i)], expect[size_t(n - 3)][size_t(i)], 2e-5 * (1 + std::abs(expect[size_t(n - 3)][size_t(i)])));
+    model.forward(state, std::span(tokens).subspan(size_t(n - 2)), logits.data());
+    for (int i = 0; i < kVocab; ++i)
+      EXPECT_NEAR(logits[size_t(i)], expect[size_t(n - 1)][size_t(i)], 2e-5 * (1 + std::abs(expect[size_t(n - 1)][size_t(i)])))
+          << isa_name(kernels->isa) << " token " << i;
+  }
+}
+
 TEST_F(Gemma3Reference, ContextOverflowIsAnError) {
   const Checkpoint checkpoint = Checkpoint::open(dir_.string());
-  const Gemma3 model(checkpoint, kVocab);
+  const Gemma3 model(checkpoint, kVocab, 8);
   ThreadPool pool(1);
   Gemma3State state(model, 4, pool, scalar_kernels());
   std::vector<float> logits(kVocab);

@@ -49,7 +49,7 @@ size_t held_back(std::string_view text, const std::vector<std::string>& stop_str
 }  // namespace
 
 LoadedModel::LoadedModel(Checkpoint checkpoint_, Tokenizer tokenizer_)
-    : checkpoint(std::move(checkpoint_)), tokenizer(std::move(tokenizer_)), decoder(checkpoint, tokenizer.size()) {}
+    : checkpoint(std::move(checkpoint_)), tokenizer(std::move(tokenizer_)), decoder(checkpoint, tokenizer.size(), checkpoint.config().mm_tokens_per_image) {}
 
 std::unique_ptr<LoadedModel> load_model(const std::string& model, const std::optional<std::filesystem::path>& hf_hub_cache) {
   Checkpoint checkpoint = Checkpoint::open(model, hf_hub_cache);

@@ -1,0 +1,254 @@
+#include "formats/gguf_writer.h"
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+
+#include "core/dtype.h"
+#include "core/error.h"
+
+namespace medlab {
+namespace {
+
+static_assert(std::endian::native == std::endian::little, "GGUF is little-endian; this writer copies host bytes");
+
+// GGUF's metadata value types.
+enum KvType : uint32_t {
+  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
+  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+};
+
+constexpr uint32_t kVersion = 3;
+constexpr uint64_t kMaxName = 63;  // ggml keeps tensor names in 64-byte buffers
+
+uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
+
+}  // namespace
+
+std::string_view gguf_type_name(GgufType type) {
+  switch (type) {
+    case GgufType::F32: return "f32";
+    case GgufType::F16: return "f16";
+    case GgufType::Q8_0: return "q8_0";
+    case GgufType::BF16: return "bf16";
+  }
+  return "?";
+}
+
+GgufType parse_gguf_type(std::string_view name) {
+  for (GgufType t : {GgufType::F32, GgufType::F16, GgufType::BF16, GgufType::Q8_0})
+    if (gguf_type_name(t) == name) return t;
+  fail("GGUF tensor type '", name, "' is not one of f32, f16, bf16, q8_0");
+}
+
+void quantize_q8_0(const float* x, int64_t n, uint8_t* out) {
+  for (int64_t b = 0; b < n / kQ8Block; ++b, x += kQ8Block, out += kQ8BlockBytes) {
+    float amax = 0;
+    for (int64_t j = 0; j < kQ8Block; ++j) amax = std::max(amax, std::fabs(x[j]));
+    const float d = amax / 127;
+    const float id = d != 0 ? 1 / d : 0;
+    const uint16_t d16 = f32_to_f16(d);
+    std::memcpy(out, &d16, 2);
+    for (int64_t j = 0; j < kQ8Block; ++j) out[2 + j] = uint8_t(int8_t(std::round(x[j] * id)));
+  }
+}
+
+uint64_t gguf_tensor_bytes(GgufType type, const std::vector<int64_t>& ne, const std::string& name) {
+  if (ne.empty()) fail("GGUF tensor '", name, "': has no dimensions");
+  uint64_t rows = 1;
+  for (size_t i = 1; i < ne.size(); ++i) rows *= uint64_t(ne[i]);
+  for (int64_t d : ne)
+    if (d <= 0) fail("GGUF tensor '", name, "': dimension ", d, " is not positive");
+  switch (type) {
+    case GgufType::F32: return rows * uint64_t(ne[0]) * 4;
+    case GgufType::F16:
+    case GgufType::BF16: return rows * uint64_t(ne[0]) * 2;
+    case GgufType::Q8_0:
+      if (ne[0] % kQ8Block != 0)
+        fail("GGUF tensor '", name, "': row length ", ne[0], " is not a multiple of ", kQ8Block,
+             ", so it cannot be stored as q8_0");
+      return rows * uint64_t(ne[0] / kQ8Block) * kQ8BlockBytes;
+  }
+  fail("GGUF tensor '", name, "': unknown type ", uint32_t(type));
+}
+
+GgufWriter::GgufWriter(std::string path) : path_(std::move(path)), tmp_path_(path_ + ".partial") {}
+
+GgufWriter::~GgufWriter() {
+  if (file_) std::fclose(file_);
+  if (!finished_ && header_written_) std::remove(tmp_path_.c_str());
+}
+
+void GgufWriter::fail_here(const std::string& what) const { fail(path_, ": ", what); }
+
+void GgufWriter::put_u32(uint32_t v) {
+  const auto* p = reinterpret_cast<const uint8_t*>(&v);
+  kv_.insert(kv_.end(), p, p + 4);
+}
+
+void GgufWriter::put_u64(uint64_t v) {
+  const auto* p = reinterpret_cast<const uint8_t*>(&v);
+  kv_.insert(kv_.end(), p, p + 8);
+}
+
+void GgufWriter::put_string(std::string_view s) {
+  put_u64(s.size());
+  kv_.insert(kv_.end(), s.begin(), s.end());
+}
+
+void GgufWriter::begin_kv(const std::string& key, uint32_t type) {
+  if (header_written_) fail_here("metadata key '" + key + "' added after tensor data began");
+  if (key.empty()) fail_here("empty metadata key");
+  if (!keys_.insert(key).second) fail_here("metadata key '" + key + "' added twice");
+  put_string(key);
+  put_u32(type);
+  ++kv_count_;
+}
+
+void GgufWriter::add_u32(const std::string& key, uint32_t value) {
+  begin_kv(key, kU32);
+  put_u32(value);
+}
+
+void GgufWriter::add_i32(const std::string& key, int32_t value) {
+  begin_kv(key, kI32);
+  put_u32(uint32_t(value));
+}
+
+void GgufWriter::add_u64(const std::string& key, uint64_t value) {
+  begin_kv(key, kU64);
+  put_u64(value);
+}
+
+void GgufWriter::add_f32(const std::string& key, float value) {
+  begin_kv(key, kF32);
+  put_u32(std::bit_cast<uint32_t>(value));
+}
+
+void GgufWriter::add_bool(const std::string& key, bool value) {
+  begin_kv(key, kBool);
+  kv_.push_back(value ? 1 : 0);
+}
+
+void GgufWriter::add_string(const std::string& key, std::string_view value) {
+  begin_kv(key, kString);
+  put_string(value);
+}
+
+void GgufWriter::add_strings(const std::string& key, const std::vector<std::string>& values) {
+  begin_kv(key, kArray);
+  put_u32(kString);
+  put_u64(values.size());
+  for (const std::string& s : values) put_string(s);
+}
+
+void GgufWriter::add_f32s(const std::string& key, const std::vector<float>& values) {
+  begin_kv(key, kArray);
+  put_u32(kF32);
+  put_u64(values.size());
+  for (float v : values) put_u32(std::bit_cast<uint32_t>(v));
+}
+
+void GgufWriter::add_i32s(const std::string& key, const std::vector<int32_t>& values) {
+  begin_kv(key, kArray);
+  put_u32(kI32);
+  put_u64(values.size());
+  for (int32_t v : values) put_u32(uint32_t(v));
+}
+
+void GgufWriter::add_tensor(const std::string& name, GgufType type, std::vector<int64_t> ne) {
+  if (header_written_) fail_here("tensor '" + name + "' declared after tensor data began");
+  if (name.empty() || name.size() > kMaxName)
+    fail_here("tensor name '" + name + "' must be 1 to " + std::to_string(kMaxName) + " bytes");
+  if (!tensor_names_.insert(name).second) fail_here("tensor '" + name + "' declared twice");
+  const uint64_t bytes = gguf_tensor_bytes(type, ne, name);
+  tensors_.push_back({name, type, std::move(ne), data_size_, bytes});
+  data_size_ += align_up(bytes, kAlignment);
+}
+
+void GgufWriter::write_raw(const void* data, size_t bytes) {
+  if (bytes && std::fwrite(data, 1, bytes, file_) != bytes)
+    fail(tmp_path_, ": write failed: ", std::strerror(errno));
+}
+
+void GgufWriter::pad_to_alignment(uint64_t written) {
+  static constexpr uint8_t zeros[kAlignment] = {};
+  write_raw(zeros, align_up(written, kAlignment) - written);
+}
+
+void GgufWriter::write_header() {
+  if (!keys_.count("general.alignment")) add_u32("general.alignment", kAlignment);
+  file_ = std::fopen(tmp_path_.c_str(), "wb");
+  if (!file_) fail(tmp_path_, ": cannot create: ", std::strerror(errno));
+  header_written_ = true;
+
+  std::vector<uint8_t> head;
+  kv_.swap(head);  // reuse the put_* helpers for the header and tensor infos
+  kv_.insert(kv_.end(), {'G', 'G', 'U', 'F'});
+  put_u32(kVersion);
+  put_u64(tensors_.size());
+  put_u64(kv_count_);
+  kv_.insert(kv_.end(), head.begin(), head.end());
+  for (const TensorInfo& t : tensors_) {
+    put_string(t.name);
+    put_u32(uint32_t(t.ne.size()));
+    for (int64_t d : t.ne) put_u64(uint64_t(d));
+    put_u32(uint32_t(t.type));
+    put_u64(t.offset);
+  }
+  write_raw(kv_.data(), kv_.size());
+  pad_to_alignment(kv_.size());
+  kv_.clear();
+  kv_.shrink_to_fit();
+}
+
+void GgufWriter::begin_tensor(const std::string& name) {
+  if (finished_) fail_here("tensor '" + name + "' written after finish()");
+  if (in_tensor_) fail_here("tensor '" + name + "' begun before '" + tensors_[current_].name + "' ended");
+  if (current_ >= tensors_.size()) fail_here("tensor '" + name + "' was not declared");
+  if (tensors_[current_].name != name)
+    fail_here("tensor '" + name + "' written out of order: '" + tensors_[current_].name + "' is next");
+  if (!header_written_) write_header();
+  in_tensor_ = true;
+  current_written_ = 0;
+}
+
+void GgufWriter::write(const void* data, size_t bytes) {
+  if (!in_tensor_) fail_here("tensor data written outside begin_tensor/end_tensor");
+  const TensorInfo& t = tensors_[current_];
+  if (current_written_ + bytes > t.bytes)
+    fail_here("tensor '" + t.name + "': more than its " + std::to_string(t.bytes) + " bytes written");
+  write_raw(data, bytes);
+  current_written_ += bytes;
+}
+
+void GgufWriter::end_tensor() {
+  if (!in_tensor_) fail_here("end_tensor without begin_tensor");
+  const TensorInfo& t = tensors_[current_];
+  if (current_written_ != t.bytes)
+    fail_here("tensor '" + t.name + "': " + std::to_string(current_written_) + " bytes written, expected " +
+              std::to_string(t.bytes));
+  pad_to_alignment(t.bytes);
+  in_tensor_ = false;
+  ++current_;
+}
+
+void GgufWriter::finish() {
+  if (in_tensor_) fail_here("finish() while tensor '" + tensors_[current_].name + "' is being written");
+  if (current_ != tensors_.size())
+    fail_here("finish() before tensor '" + tensors_[current_].name + "' was written");
+  if (!header_written_) write_header();  // a file of metadata only
+  const bool flushed = std::fflush(file_) == 0;
+  const bool closed = std::fclose(file_) == 0;
+  file_ = nullptr;
+  if (!flushed || !closed) fail(tmp_path_, ": write failed: ", std::strerror(errno));
+  std::error_code ec;
+  std::filesystem::rename(tmp_path_, path_, ec);
+  if (ec) fail(tmp_path_, ": cannot rename to ", path_, ": ", ec.message());
+  finished_ = true;
+}
+
+}  // namespace medlab

@@ -1,0 +1,33 @@
+// Random-weight Gemma 3 checkpoints laid out exactly like the published MedGemma ones, for tests and
+// benchmarks that need a model but not a trained one.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "formats/model_config.h"
+
+namespace medlab {
+
+struct TestModelOptions {
+  std::string preset = "tiny";  // one of test_model_presets()
+  uint64_t seed = 0;            // same preset, seed and dtype: byte-identical weights
+  DType dtype = DType::BF16;    // the published checkpoints are bf16
+  std::string tokenizer_dir;    // holds tokenizer.json and tokenizer_config.json to copy; empty: write none
+};
+
+// "tiny" (multimodal, 2 shards), "tiny-text" (Gemma3ForCausalLM shaped like 27B, 1 file),
+// "full4b" (medgemma-4b-it's exact dimensions, 2 shards, ~8.6 GB).
+std::vector<std::string> test_model_presets();
+
+// The config.json a preset writes (throws Error naming the preset if unknown).
+ModelConfig test_model_config(const std::string& preset);
+
+// Writes config.json, the weights (streamed: one tensor in memory at a time), the tokenizer and
+// processor files, and medlab_test_model.json, the marker saying the weights are random. Files of an
+// earlier model in out_dir that could be mistaken for this one's (weights, index) are removed first.
+void write_test_checkpoint(const TestModelOptions& options, const std::string& out_dir);
+
+}  // namespace medlab

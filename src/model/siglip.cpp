@@ -1,0 +1,254 @@
+// SigLIP vision tower and Gemma 3 multimodal projector, top to bottom. Semantics follow Hugging Face
+// transformers' SiglipVisionTransformer (vision_use_head false) and Gemma3MultiModalProjector, in f32:
+//
+//   patches   Conv2d(channels -> hidden, kernel = stride = patch) + bias, patches in row-major order
+//   + position_embedding[patch]
+//   layers    x += out_proj(attention(layer_norm1(x)));  x += fc2(gelu_tanh(fc1(layer_norm2(x))))
+//             attention: all patches see all patches (no mask), scores scaled by head_dim^-0.5
+//   post_layernorm
+//   projector average-pool the patch grid to tokens_per_side^2, Gemma RMSNorm (1 + w, eps = the vision
+//             layer_norm_eps), then x @ mm_input_projection_weight.
+#include "model/siglip.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace medlab {
+namespace {
+
+void check_shape(const TensorView& t, const std::vector<int64_t>& shape, const std::string& name) {
+  if (t.shape != shape) fail("tensor ", name, ": shape ", shape_string(t.shape), ", expected ", shape_string(shape));
+}
+
+WeightMatrix matrix(const TensorView& t, int64_t rows, int64_t cols, const std::string& name) {
+  check_shape(t, {rows, cols}, name);
+  return {t.dtype, rows, cols, t.data};
+}
+
+// Norm weights and biases are small: widened to f32 once.
+std::vector<float> vector_f32(const TensorView& t, int64_t n, const std::string& name) {
+  check_shape(t, {n}, name);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = element_f32(t, i);
+  return v;
+}
+
+// y[r][c] += bias[c] for `rows` rows of bias.size() columns.
+void add_bias(float* y, const std::vector<float>& bias, int64_t rows) {
+  const int64_t cols = int64_t(bias.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) y[r * cols + c] += bias[size_t(c)];
+}
+
+// The residual connection around a projection with bias: x[r][c] += proj[r][c] + bias[c].
+void add_residual(float* x, const float* proj, const std::vector<float>& bias, int64_t rows) {
+  const int64_t cols = int64_t(bias.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) x[r * cols + c] += proj[r * cols + c] + bias[size_t(c)];
+}
+
+}  // namespace
+
+// Activations for one image, [num_patches][width] each.
+struct SiglipVision::Scratch {
+  std::vector<float> x;       // the residual stream, [hidden]
+  std::vector<float> normed;  // layer-norm output, [hidden]
+  std::vector<float> q, k, v, attn, proj;  // [hidden]
+  std::vector<float> mlp;     // [intermediate]
+  // One head at a time: queries and keys [num_patches][head_dim], values transposed [head_dim][num_patches],
+  // scores for a block of queries [kQueryBlock][num_patches], and that block's output [kQueryBlock][head_dim].
+  std::vector<float> head_q, head_k, head_vt, scores, head_out;
+};
+
+SiglipVision::SiglipVision(const Checkpoint& checkpoint) {
+  const ModelConfig& mc = checkpoint.config();
+  if (!mc.multimodal()) fail(checkpoint.dir().string(), ": ", mc.architecture, " has no vision tower");
+  config_ = *mc.vision;
+  const VisionConfig& c = config_;
+  const int64_t d = c.hidden_size, p = c.patch_size;
+  patches_per_side_ = c.image_size / p;
+  tokens_per_side_ = int64_t(std::llround(std::sqrt(double(mc.mm_tokens_per_image))));
+  if (tokens_per_side_ * tokens_per_side_ != mc.mm_tokens_per_image || patches_per_side_ % tokens_per_side_ != 0)
+    fail("model: mm_tokens_per_image ", mc.mm_tokens_per_image, " is not a square grid dividing ", patches_per_side_,
+         " patches per side");
+  output_dim_ = mc.text.hidden_size;
+  head_dim_ = d / c.num_attention_heads;
+
+  const std::string& prefix = checkpoint.layout().vision;
+  auto tensor = [&](const std::string& name) -> const TensorView& { return checkpoint.vision(name); };
+  auto mat = [&](const std::string& name, int64_t rows, int64_t cols) {
+    return matrix(tensor(name), rows, cols, prefix + name);
+  };
+  auto vec = [&](const std::string& name, int64_t n) { return vector_f32(tensor(name), n, prefix + name); };
+
+  // The conv kernel [hidden][channels][p][p] is, row by row, a [hidden][channels*p*p] matrix whose columns
+  // are ordered (channel, ky, kx): patches are unfolded in that order to match.
+  const std::string patch_name = "embeddings.patch_embedding.weight";
+  const TensorView& patch = tensor(patch_name);
+  check_shape(patch, {d, c.num_channels, p, p}, prefix + patch_name);
+  patch_embedding_ = {patch.dtype, d, c.num_channels * p * p, patch.data};
+  patch_bias_ = vec("embeddings.patch_embedding.bias", d);
+  position_embedding_ = tensor("embeddings.position_embedding.weight");
+  check_shape(position_embedding_, {num_patches(), d}, prefix + "embeddings.position_embedding.weight");
+
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string l = "encoder.layers." + std::to_string(i) + ".";
+    Layer layer;
+    layer.norm1_weight = vec(l + "layer_norm1.weight", d);
+    layer.norm1_bias = vec(l + "layer_norm1.bias", d);
+    layer.norm2_weight = vec(l + "layer_norm2.weight", d);
+    layer.norm2_bias = vec(l + "layer_norm2.bias", d);
+    layer.q = mat(l + "self_attn.q_proj.weight", d, d);
+    layer.k = mat(l + "self_attn.k_proj.weight", d, d);
+    layer.v = mat(l + "self_attn.v_proj.weight", d, d);
+    layer.out = mat(l + "self_attn.out_proj.weight", d, d);
+    layer.q_bias = vec(l + "self_attn.q_proj.bias", d);
+    layer.k_bias = vec(l + "self_attn.k_proj.bias", d);
+    layer.v_bias = vec(l + "self_attn.v_proj.bias", d);
+    layer.out_bias = vec(l + "self_attn.out_proj.bias", d);
+    layer.fc1 = mat(l + "mlp.fc1.weight", c.intermediate_size, d);
+    layer.fc1_bias = vec(l + "mlp.fc1.bias", c.intermediate_size);
+    layer.fc2 = mat(l + "mlp.fc2.weight", d, c.intermediate_size);
+    layer.fc2_bias = vec(l + "mlp.fc2.bias", d);
+    layers_.push_back(std::move(layer));
+  }
+  post_norm_weight_ = vec("post_layernorm.weight", d);
+  post_norm_bias_ = vec("post_layernorm.bias", d);
+
+  const std::string& projector_prefix = checkpoint.layout().projector;
+  const std::string norm_name = "mm_soft_emb_norm.weight";
+  soft_norm_scale_ = vector_f32(checkpoint.projector(norm_name), d, projector_prefix + norm_name);
+  for (float& w : soft_norm_scale_) w += 1.0f;  // Gemma's RMSNorm multiplies by (1 + w)
+
+  const std::string projection_name = "mm_input_projection_weight";
+  const TensorView& projection = checkpoint.projector(projection_name);
+  check_shape(projection, {d, output_dim_}, projector_prefix + projection_name);
+  const size_t elem = dtype_size(projection.dtype);
+  const auto* from = static_cast<const uint8_t*>(projection.data);
+  projection_t_.resize(size_t(d * output_dim_) * elem);
+  for (int64_t i = 0; i < d; ++i)
+    for (int64_t j = 0; j < output_dim_; ++j)
+      std::memcpy(&projection_t_[size_t(j * d + i) * elem], from + size_t(i * output_dim_ + j) * elem, elem);
+  projection_dtype_ = projection.dtype;
+}
+
+void SiglipVision::encode(const float* pixels, float* out, ThreadPool& pool, const KernelTable& kernels) const {
+  const int64_t n = num_patches(), d = config_.hidden_size;
+  const float eps = float(config_.layer_norm_eps);
+  Scratch s;
+  for (std::vector<float>* buffer : {&s.x, &s.normed, &s.q, &s.k, &s.v, &s.attn, &s.proj})
+    buffer->resize(size_t(n * d));
+  s.mlp.resize(size_t(n * config_.intermediate_size));
+  s.head_q.resize(size_t(n * head_dim_));
+  s.head_k.resize(size_t(n * head_dim_));
+  s.head_vt.resize(size_t(n * head_dim_));
+  s.scores.resize(size_t(std::min(n, kQueryBlock) * n));
+  s.head_out.resize(size_t(std::min(n, kQueryBlock) * head_dim_));
+
+  embed_patches(pixels, s, pool, kernels);
+  for (const Layer& layer : layers_) {
+    for (int64_t t = 0; t < n; ++t)
+      layer_norm(&s.x[size_t(t * d)], layer.norm1_weight.data(), layer.norm1_bias.data(), &s.normed[size_t(t * d)], d,
+                 eps);
+    attention(layer, s, pool, kernels);
+    for (int64_t t = 0; t < n; ++t)
+      layer_norm(&s.x[size_t(t * d)], layer.norm2_weight.data(), layer.norm2_bias.data(), &s.normed[size_t(t * d)], d,
+                 eps);
+    mlp(layer, s, pool, kernels);
+  }
+  for (int64_t t = 0; t < n; ++t)
+    layer_norm(&s.x[size_t(t * d)], post_norm_weight_.data(), post_norm_bias_.data(), &s.x[size_t(t * d)], d, eps);
+  project(s, out, pool, kernels);
+}
+
+void SiglipVision::embed_patches(const float* pixels, Scratch& s, ThreadPool& pool, const KernelTable& kernels) const {
+  const int64_t p = config_.patch_size, size = config_.image_size, side = patches_per_side_;
+  const int64_t n = num_patches(), d = config_.hidden_size, unfolded = patch_embedding_.cols;
+  // Each patch unfolded to one row ordered (channel, ky, kx), so the convolution is one matmul.
+  std::vector<float> patches(size_t(n * unfolded));
+  for (int64_t py = 0; py < side; ++py)
+    for (int64_t px = 0; px < side; ++px) {
+      float* row = &patches[size_t((py * side + px) * unfolded)];
+      for (int64_t ch = 0; ch < config_.num_channels; ++ch)
+        for (int64_t ky = 0; ky < p; ++ky)
+          std::memcpy(row + (ch * p + ky) * p, pixels + (ch * size + py * p + ky) * size + px * p, size_t(p) * 4);
+    }
+  matmul(kernels, pool, patches.data(), n, patch_embedding_, s.x.data());
+  add_bias(s.x.data(), patch_bias_, n);
+  for (int64_t i = 0; i < n * d; ++i) s.x[size_t(i)] += element_f32(position_embedding_, i);
+}
+
+void SiglipVision::attention(const Layer& layer, Scratch& s, ThreadPool& pool, const KernelTable& kernels) const {
+  const int64_t n = num_patches(), d = config_.hidden_size, hd = head_dim_;
+  matmul(kernels, pool, s.normed.data(), n, layer.q, s.q.data());
+  matmul(kernels, pool, s.normed.data(), n, layer.k, s.k.data());
+  matmul(kernels, pool, s.normed.data(), n, layer.v, s.v.data());
+  add_bias(s.q.data(), layer.q_bias, n);
+  add_bias(s.k.data(), layer.k_bias, n);
+  add_bias(s.v.data(), layer.v_bias, n);
+
+  // Per head: scores = Q K^T and out = P V, both as matmuls over f32 views of this head's keys and
+  // transposed values. The scale is applied to the queries, which equals scaling the scores.
+  const float scale = float(1.0 / std::sqrt(double(hd)));
+  const WeightMatrix keys{DType::F32, n, hd, s.head_k.data()};
+  const WeightMatrix values_t{DType::F32, hd, n, s.head_vt.data()};
+  for (int64_t h = 0; h < config_.num_attention_heads; ++h) {
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < hd; ++i) {
+        const size_t from = size_t(t * d + h * hd + i);
+        s.head_q[size_t(t * hd + i)] = s.q[from] * scale;
+        s.head_k[size_t(t * hd + i)] = s.k[from];
+        s.head_vt[size_t(i * n + t)] = s.v[from];
+      }
+    for (int64_t q0 = 0; q0 < n; q0 += kQueryBlock) {
+      const int64_t rows = std::min(kQueryBlock, n - q0);
+      matmul(kernels, pool, &s.head_q[size_t(q0 * hd)], rows, keys, s.scores.data());
+      pool.parallel_for(rows, [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) softmax(&s.scores[size_t(r * n)], n);
+      });
+      matmul(kernels, pool, s.scores.data(), rows, values_t, s.head_out.data());
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(&s.attn[size_t((q0 + r) * d + h * hd)], &s.head_out[size_t(r * hd)], size_t(hd) * 4);
+    }
+  }
+  matmul(kernels, pool, s.attn.data(), n, layer.out, s.proj.data());
+  add_residual(s.x.data(), s.proj.data(), layer.out_bias, n);
+}
+
+void SiglipVision::mlp(const Layer& layer, Scratch& s, ThreadPool& pool, const KernelTable& kernels) const {
+  const int64_t n = num_patches(), inter = config_.intermediate_size;
+  matmul(kernels, pool, s.normed.data(), n, layer.fc1, s.mlp.data());
+  pool.parallel_for(n, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      float* row = &s.mlp[size_t(t * inter)];
+      for (int64_t i = 0; i < inter; ++i) row[i] = gelu_tanh(row[i] + layer.fc1_bias[size_t(i)]);
+    }
+  });
+  matmul(kernels, pool, s.mlp.data(), n, layer.fc2, s.proj.data());
+  add_residual(s.x.data(), s.proj.data(), layer.fc2_bias, n);
+}
+
+void SiglipVision::project(Scratch& s, float* out, ThreadPool& pool, const KernelTable& kernels) const {
+  const int64_t d = config_.hidden_size, side = patches_per_side_, tokens = tokens_per_side_;
+  const int64_t kernel = side / tokens;
+  // Average-pool kernel x kernel squares of the patch grid; token (ty, tx) is row ty * tokens + tx.
+  std::vector<float> pooled(size_t(tokens_per_image() * d), 0.0f);
+  for (int64_t ty = 0; ty < tokens; ++ty)
+    for (int64_t tx = 0; tx < tokens; ++tx) {
+      float* token = &pooled[size_t((ty * tokens + tx) * d)];
+      for (int64_t dy = 0; dy < kernel; ++dy)
+        for (int64_t dx = 0; dx < kernel; ++dx) {
+          const float* patch = &s.x[size_t(((ty * kernel + dy) * side + tx * kernel + dx) * d)];
+          for (int64_t i = 0; i < d; ++i) token[i] += patch[i];
+        }
+      for (int64_t i = 0; i < d; ++i) token[i] /= float(kernel * kernel);
+      rms_norm(token, soft_norm_scale_.data(), token, d, float(config_.layer_norm_eps));
+    }
+  matmul(kernels, pool, pooled.data(), tokens_per_image(), {projection_dtype_, output_dim_, d, projection_t_.data()},
+         out);
+}
+
+}  // namespace medlab

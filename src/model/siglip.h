@@ -1,0 +1,63 @@
+// The image side of MedGemma: the SigLIP vision tower and Gemma 3's multimodal projector, which turn one
+// normalized image into the "soft tokens" that stand in for the <image_soft_token> placeholders in the
+// decoder's input. f32 arithmetic over weights used in place in their stored dtype. The model is immutable
+// once built; encode() allocates its own scratch (about 200 MB at MedGemma's size), since images are
+// encoded rarely and a long-lived buffer that size would sit idle between them.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "formats/checkpoint.h"
+#include "kernels/kernels.h"
+
+namespace medlab {
+
+class SiglipVision {
+ public:
+  // Views the checkpoint's vision and projector tensors (the checkpoint must outlive the model). Fails
+  // naming the tensor if one is missing or misshapen, and if the checkpoint has no vision tower.
+  explicit SiglipVision(const Checkpoint& checkpoint);
+
+  const VisionConfig& config() const { return config_; }
+  int64_t image_size() const { return config_.image_size; }   // pixels per side of the input
+  int64_t num_patches() const { return patches_per_side_ * patches_per_side_; }
+  int64_t tokens_per_image() const { return tokens_per_side_ * tokens_per_side_; }
+  int64_t output_dim() const { return output_dim_; }  // the decoder's hidden size
+
+  // pixels: [num_channels][image_size][image_size], normalized as the image processor does (channel-major,
+  // as normalize_chw writes). Writes tokens_per_image() x output_dim() floats to `out`: the soft tokens in
+  // row-major order of the pooled grid, unscaled (the decoder must not multiply them by sqrt(hidden)).
+  void encode(const float* pixels, float* out, ThreadPool& pool, const KernelTable& kernels) const;
+
+  // Query rows attended together: the score buffer holds kQueryBlock x num_patches floats.
+  static constexpr int64_t kQueryBlock = 128;
+
+ private:
+  struct Layer {
+    std::vector<float> norm1_weight, norm1_bias, norm2_weight, norm2_bias;
+    WeightMatrix q, k, v, out, fc1, fc2;
+    std::vector<float> q_bias, k_bias, v_bias, out_bias, fc1_bias, fc2_bias;
+  };
+  struct Scratch;
+
+  void embed_patches(const float* pixels, Scratch& s, ThreadPool& pool, const KernelTable& kernels) const;
+  void attention(const Layer& layer, Scratch& s, ThreadPool& pool, const KernelTable& kernels) const;
+  void mlp(const Layer& layer, Scratch& s, ThreadPool& pool, const KernelTable& kernels) const;
+  void project(Scratch& s, float* out, ThreadPool& pool, const KernelTable& kernels) const;
+
+  VisionConfig config_;
+  int64_t patches_per_side_ = 0, tokens_per_side_ = 0, output_dim_ = 0, head_dim_ = 0;
+  WeightMatrix patch_embedding_;  // the conv kernel [hidden, channels, p, p] seen as [hidden, channels*p*p]
+  std::vector<float> patch_bias_;
+  TensorView position_embedding_;  // [num_patches, hidden]
+  std::vector<Layer> layers_;
+  std::vector<float> post_norm_weight_, post_norm_bias_;
+  std::vector<float> soft_norm_scale_;  // 1 + mm_soft_emb_norm.weight
+  // mm_input_projection_weight is [vision_hidden, text_hidden] and used as x @ W; matmul computes x @ W^T,
+  // so this holds W transposed, [text_hidden, vision_hidden], in the stored dtype (an exact copy, 6 MB).
+  std::vector<uint8_t> projection_t_;
+  DType projection_dtype_ = DType::F32;
+};
+
+}  // namespace medlab
