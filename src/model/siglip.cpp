@@ -54,10 +54,10 @@ void add_residual(float* x, const float* proj, const std::vector<float>& bias, i
 
 // Activations for one image, [num_patches][width] each.
 struct SiglipVision::Scratch {
-  std::vector<float> x;       // the residual stream, [hidden]
-  std::vector<float> normed;  // layer-norm output, [hidden]
+  std::vector<float> x;                    // the residual stream, [hidden]
+  std::vector<float> normed;               // layer-norm output, [hidden]
   std::vector<float> q, k, v, attn, proj;  // [hidden]
-  std::vector<float> mlp;     // [intermediate]
+  std::vector<float> mlp;                  // [intermediate]
   // One head at a time: queries and keys [num_patches][head_dim], values transposed [head_dim][num_patches],
   // scores for a block of queries [kQueryBlock][num_patches], and that block's output [kQueryBlock][head_dim].
   std::vector<float> head_q, head_k, head_vt, scores, head_out;

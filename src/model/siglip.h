@@ -20,7 +20,7 @@ class SiglipVision {
   explicit SiglipVision(const Checkpoint& checkpoint);
 
   const VisionConfig& config() const { return config_; }
-  int64_t image_size() const { return config_.image_size; }   // pixels per side of the input
+  int64_t image_size() const { return config_.image_size; }  // pixels per side of the input
   int64_t num_patches() const { return patches_per_side_ * patches_per_side_; }
   int64_t tokens_per_image() const { return tokens_per_side_ * tokens_per_side_; }
   int64_t output_dim() const { return output_dim_; }  // the decoder's hidden size

