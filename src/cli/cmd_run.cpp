@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "runtime/images.h"
 #include "runtime/session.h"
 
 namespace medlab::cli {
@@ -21,6 +22,9 @@ struct RunOptions {
   std::string system;
   std::string chat_file;
   bool raw_prompt = false;
+  std::vector<std::string> images;
+  ImageReadOptions image_read;
+  bool letterbox = false;
   GenerationSettings generation;
   int threads = int(std::max(1u, std::thread::hardware_concurrency()));
   int64_t ctx_size = 0;
@@ -43,20 +47,45 @@ std::vector<ChatMessage> read_chat_file(const std::string& path) {
   return messages;
 }
 
-std::vector<TokenId> prompt_tokens(const RunOptions& o, const Tokenizer& tokenizer) {
-  if (o.raw_prompt) return tokenizer.encode(o.prompt, false);  // the text carries its own <bos> and turn markers
+// The prompt text: --raw-prompt as given (it carries its own <bos>, turns and image markers), a --chat
+// file (image markers written in its messages), or --prompt in the chat template with the images after
+// the text, as the MedGemma model card orders them.
+std::string prompt_text(const RunOptions& o) {
+  if (o.raw_prompt) return o.prompt;
   std::vector<ChatMessage> messages;
   if (!o.chat_file.empty()) {
     messages = read_chat_file(o.chat_file);
   } else {
     if (!o.system.empty()) messages.push_back({"system", o.system});
-    messages.push_back({"user", o.prompt});
+    std::string content = o.prompt;
+    for (size_t i = 0; i < o.images.size(); ++i) content += "<start_of_image>";
+    messages.push_back({"user", content});
   }
-  return tokenizer.encode(render_chat(messages), false);  // the rendered chat starts with <bos>
+  return render_chat(messages);
+}
+
+struct EncodedImage {
+  PromptImage image;
+  ImageEmbeddingCache::Encoded encoded;
+};
+
+std::vector<EncodedImage> encode_images(const RunOptions& o, const LoadedModel& model, ImageEmbeddingCache& cache,
+                                        ThreadPool& pool, const KernelTable& kernels) {
+  std::vector<EncodedImage> encoded;
+  if (o.images.empty()) return encoded;
+  if (!model.vision) fail(model.checkpoint.dir().string(), ": a text-only model (", model.checkpoint.config().architecture, ") cannot take --image");
+  PreprocessOptions preprocess = preprocess_options_for(*model.vision);
+  if (o.letterbox) preprocess.fit = Fit::Letterbox;
+  for (const std::string& path : o.images) {
+    PromptImage image = read_prompt_image(path, o.image_read);
+    const std::vector<ModelInput> inputs = preprocess_image(image.rgb, preprocess);
+    encoded.push_back({std::move(image), cache.encode(*model.vision, inputs.front(), pool, kernels)});
+  }
+  return encoded;
 }
 
 nlohmann::json result_json(const RunOptions& o, const LoadedModel& model, const GenerationResult& r, double load_ms,
-                           int threads, const KernelTable& kernels) {
+                           int threads, const KernelTable& kernels, const std::vector<EncodedImage>& images) {
   const Tokenizer& tok = model.tokenizer;
   nlohmann::json tokens = nlohmann::json::array(), logprobs = nlohmann::json::array();
   for (const GeneratedToken& t : r.tokens) {
@@ -88,6 +117,18 @@ nlohmann::json result_json(const RunOptions& o, const LoadedModel& model, const 
         {"decode_tokens_per_s", r.decode_ms > 0 ? 1000.0 * double(r.decode_steps) / r.decode_ms : 0.0}}},
   };
   if (o.generation.logprobs > 0) out["logprobs"] = logprobs;
+  nlohmann::json image_json = nlohmann::json::array(), encode_ms = nlohmann::json::array();
+  for (const EncodedImage& e : images) {
+    nlohmann::json j = {{"file", e.image.file}, {"source", e.image.source}, {"width", e.image.rgb.width},
+                        {"height", e.image.rgb.height}, {"encode_ms", e.encoded.encode_ms}, {"cached", e.encoded.cached}};
+    if (e.image.dicom_pixel_sha256) j["dicom_pixel_sha256"] = *e.image.dicom_pixel_sha256;
+    image_json.push_back(j);
+    encode_ms.push_back(e.encoded.encode_ms);
+  }
+  if (!images.empty()) {
+    out["images"] = image_json;
+    out["timings"]["image_encode_ms"] = encode_ms;
+  }
   return out;
 }
 
@@ -101,27 +142,46 @@ void run(const RunOptions& o) {
   const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count();
   if (model->test_model_note) std::fprintf(stderr, "medlab: note: %s\n", model->test_model_note->c_str());
 
-  const std::vector<TokenId> prompt = prompt_tokens(o, model->tokenizer);
+  ThreadPool pool(o.threads);
+  ImageEmbeddingCache cache;
+  const std::vector<EncodedImage> images = encode_images(o, *model, cache, pool, kernels);
+  size_t markers = 0;
+  const std::string text = model->vision ? expand_image_markers(prompt_text(o), model->vision->tokens_per_image(), markers)
+                                         : prompt_text(o);
+  if (markers != images.size())
+    fail("prompt: ", markers, " <start_of_image> markers for ", images.size(), " --image files");
+  const std::vector<TokenId> prompt = model->tokenizer.encode(text, false);  // the text starts with <bos>
+  std::vector<std::shared_ptr<const std::vector<float>>> embeddings;
+  for (const EncodedImage& e : images) embeddings.push_back(e.encoded.embeddings);
+  const std::vector<ImageEmbeddings> placed =
+      images.empty() ? std::vector<ImageEmbeddings>{}
+                     : place_images(prompt, TokenId(model->checkpoint.config().image_token_index),
+                                    model->vision->tokens_per_image(), embeddings);
   const int64_t max_ctx = model->decoder.config().max_position_embeddings;
   const int64_t n_ctx = o.ctx_size > 0 ? o.ctx_size : std::min(max_ctx, int64_t(prompt.size()) + o.generation.max_new_tokens);
   if (int64_t(prompt.size()) >= n_ctx)
     fail("prompt: ", prompt.size(), " tokens do not fit the context of ", n_ctx, " tokens",
          o.ctx_size > 0 ? " (--ctx-size)" : " (the model's max_position_embeddings)");
 
-  ThreadPool pool(o.threads);
   Session session(*model, n_ctx, pool, kernels);
   GenerationResult result;
   if (o.json) {
-    result = session.generate(prompt, o.generation);
-    std::cout << result_json(o, *model, result, load_ms, o.threads, kernels).dump(-1, ' ', false,
-                                                                                   nlohmann::json::error_handler_t::replace)
+    result = session.generate(prompt, o.generation, {}, placed);
+    std::cout << result_json(o, *model, result, load_ms, o.threads, kernels, images)
+                     .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
     return;
   }
-  result = session.generate(prompt, o.generation, [](std::string_view text) {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
-  });
+  for (const EncodedImage& e : images)
+    std::fprintf(stderr, "medlab: image %s (%s, %dx%d) encoded in %.0f ms\n", e.image.file.c_str(), e.image.source.c_str(),
+                 e.image.rgb.width, e.image.rgb.height, e.encoded.encode_ms);
+  result = session.generate(
+      prompt, o.generation,
+      [](std::string_view piece) {
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+      },
+      placed);
   std::printf("\n");
   std::fprintf(stderr, "medlab: load %.0f ms | prompt %zu tokens, %.1f tokens/s | generated %zu tokens, %.1f tokens/s | stop: %s\n",
                load_ms, prompt.size(), 1000.0 * double(prompt.size()) / std::max(result.prefill_ms, 1e-9),
@@ -138,7 +198,15 @@ void register_run(CLI::App& app) {
   cmd->add_option("-p,--prompt", o->prompt, "The user's message (put in the Gemma 3 chat template)");
   cmd->add_option("--system", o->system, "System prompt (folded into the first user turn, as Gemma 3 does)");
   cmd->add_option("--chat", o->chat_file, "JSON file with a conversation: [{\"role\": \"user\"|\"assistant\"|\"system\", \"content\": ...}]");
-  cmd->add_flag("--raw-prompt", o->raw_prompt, "Tokenize --prompt as given, without the chat template (write <bos> yourself)");
+  cmd->add_flag("--raw-prompt", o->raw_prompt,
+                "Tokenize --prompt as given, without the chat template (write <bos> yourself; <start_of_image> marks each --image)");
+  cmd->add_option("-i,--image", o->images, "PNG, JPEG or DICOM image for the question (repeatable; in order)")->check(CLI::ExistingFile);
+  cmd->add_option("--window", o->image_read.dicom_window,
+                  "DICOM window: file, file:N, full, lung, mediastinum, bone, brain, abdomen, soft-tissue, C,W, ct-rgb, cxr")
+      ->capture_default_str();
+  cmd->add_option("--frame", o->image_read.dicom_frame, "DICOM frame, counted from 0")->capture_default_str();
+  cmd->add_flag("--letterbox", o->letterbox, "Keep the image's aspect ratio and pad with black, instead of stretching as the reference does");
+  cmd->add_option("--max-pixels", o->image_read.decode.max_pixels, "Refuse images with more pixels than this")->capture_default_str();
   cmd->add_option("-n,--max-new-tokens", o->generation.max_new_tokens, "Most tokens to generate")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--temperature", o->generation.sampler.temperature, "Sampling temperature; 0 picks the most likely token (greedy)")->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--top-k", o->generation.sampler.top_k, "Keep the k most likely tokens (0: all)")->capture_default_str()->check(CLI::NonNegativeNumber);

@@ -68,3 +68,18 @@ TEST(MappedFile, MissingFileNamesThePath) {
 
 }  // namespace
 }  // namespace medlab
+
+#include "core/sha256.h"
+
+namespace medlab {
+namespace {
+
+TEST(Sha256, KnownDigests) {
+  EXPECT_EQ(Sha256().hex_digest(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  Sha256 pieces;
+  pieces.update("a", 1).update("bc", 2);
+  EXPECT_EQ(pieces.hex_digest(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+}  // namespace
+}  // namespace medlab

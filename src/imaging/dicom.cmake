@@ -1,7 +1,6 @@
-# DICOM reading and rendering: DCMTK parses and decompresses, OpenJPEG decodes JPEG 2000, OpenSSL hashes,
-# libpng writes the rendered images.
+# DICOM reading and rendering: DCMTK parses and decompresses, OpenJPEG decodes JPEG 2000, libpng writes
+# the rendered images.
 find_package(DCMTK REQUIRED)
-find_package(OpenSSL REQUIRED)
 find_package(PNG REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(OPENJPEG REQUIRED IMPORTED_TARGET libopenjp2)
@@ -20,7 +19,7 @@ else()
   set(MEDLAB_DCMTK_LIBS ${DCMTK_LIBRARIES})
   target_include_directories(medlab_dicom SYSTEM PRIVATE ${DCMTK_INCLUDE_DIRS})
 endif()
-target_link_libraries(medlab_dicom PUBLIC medlab_core PRIVATE ${MEDLAB_DCMTK_LIBS} PkgConfig::OPENJPEG OpenSSL::Crypto PNG::PNG)
+target_link_libraries(medlab_dicom PUBLIC medlab_core PRIVATE ${MEDLAB_DCMTK_LIBS} PkgConfig::OPENJPEG PNG::PNG)
 
 # Synthetic DICOM files written through DCMTK's encoders: shared by the unit tests and the benchmark.
 add_library(medlab_dicom_testing STATIC EXCLUDE_FROM_ALL ${CMAKE_CURRENT_LIST_DIR}/dicom_test_files.cpp)

@@ -4,13 +4,13 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcpixel.h>
 #include <dcmtk/dcmdata/dcxfer.h>
-#include <openssl/evp.h>
 
 #include <bit>
 #include <cstring>
 #include <memory>
 
 #include "core/error.h"
+#include "core/sha256.h"
 #include "imaging/dicom_file.h"
 #include "imaging/dicom_internal.h"
 
@@ -156,14 +156,13 @@ DicomImage read_dicom(const std::string& path, const ReadOptions& options) {
 std::string pixel_hash(const DicomImage& image) {
   const DicomHeader& h = image.header;
   const int width = h.bits_stored <= 8 ? 1 : h.bits_stored <= 16 ? 2 : 4;
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) fail("SHA-256: OpenSSL could not start a digest");
+  Sha256 sha;
   uint8_t head[16];
   const uint32_t fields[4] = {h.rows, h.columns, h.samples_per_pixel, h.frames};
   for (int i = 0; i < 4; ++i) {
     for (int k = 0; k < 4; ++k) head[i * 4 + k] = uint8_t(fields[i] >> (8 * k));
   }
-  EVP_DigestUpdate(ctx.get(), head, sizeof head);
+  sha.update(head, sizeof head);
   std::vector<uint8_t> chunk;
   const size_t per_frame = image.samples_per_frame();
   for (uint32_t f = 0; f < h.frames; ++f) {
@@ -172,18 +171,9 @@ std::string pixel_hash(const DicomImage& image) {
       const uint64_t v = uint64_t(image.stored(f, i));
       for (int k = 0; k < width; ++k) chunk[i * width + k] = uint8_t(v >> (8 * k));
     }
-    EVP_DigestUpdate(ctx.get(), chunk.data(), chunk.size());
+    sha.update(chunk.data(), chunk.size());
   }
-  uint8_t digest[32];
-  unsigned int length = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &length);
-  static const char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < length; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
+  return sha.hex_digest();
 }
 
 }  // namespace medlab::dicom

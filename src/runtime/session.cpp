@@ -49,7 +49,10 @@ size_t held_back(std::string_view text, const std::vector<std::string>& stop_str
 }  // namespace
 
 LoadedModel::LoadedModel(Checkpoint checkpoint_, Tokenizer tokenizer_)
-    : checkpoint(std::move(checkpoint_)), tokenizer(std::move(tokenizer_)), decoder(checkpoint, tokenizer.size(), checkpoint.config().mm_tokens_per_image) {}
+    : checkpoint(std::move(checkpoint_)),
+      tokenizer(std::move(tokenizer_)),
+      decoder(checkpoint, tokenizer.size(), checkpoint.config().mm_tokens_per_image),
+      vision(checkpoint.config().multimodal() ? std::make_unique<SiglipVision>(checkpoint) : nullptr) {}
 
 std::unique_ptr<LoadedModel> load_model(const std::string& model, const std::optional<std::filesystem::path>& hf_hub_cache) {
   Checkpoint checkpoint = Checkpoint::open(model, hf_hub_cache);
@@ -71,7 +74,8 @@ Session::Session(const LoadedModel& model, int64_t n_ctx, ThreadPool& pool, cons
     : model_(model), state_(model.decoder, n_ctx, pool, kernels), logits_(size_t(model.decoder.n_vocab())) {}
 
 GenerationResult Session::generate(const std::vector<TokenId>& prompt, const GenerationSettings& settings,
-                                   const std::function<void(std::string_view)>& on_text) {
+                                   const std::function<void(std::string_view)>& on_text,
+                                   std::span<const ImageEmbeddings> images) {
   if (prompt.empty()) fail("prompt: empty");
   if (int64_t(prompt.size()) >= state_.n_ctx())
     fail("prompt: ", prompt.size(), " tokens do not fit the context of ", state_.n_ctx(),
@@ -82,7 +86,7 @@ GenerationResult Session::generate(const std::vector<TokenId>& prompt, const Gen
   result.prompt_tokens = prompt;
   state_.reset();
   auto start = std::chrono::steady_clock::now();
-  model_.decoder.forward(state_, prompt, logits_.data());
+  model_.decoder.forward(state_, prompt, logits_.data(), images);
   result.prefill_ms = ms_since(start);
 
   std::vector<TokenId> history = prompt;

@@ -16,6 +16,7 @@
 
 #include "formats/checkpoint.h"
 #include "model/gemma3.h"
+#include "model/siglip.h"
 #include "runtime/sampler.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -28,6 +29,7 @@ struct LoadedModel {
   Checkpoint checkpoint;
   Tokenizer tokenizer;
   Gemma3 decoder;
+  std::unique_ptr<SiglipVision> vision;  // vision tower and projector, for multimodal checkpoints
   std::vector<TokenId> stop_tokens;  // eos ids from the config, <eos> and <end_of_turn>
   std::optional<std::string> test_model_note;  // set when the folder is a medlab random-weight test model
 };
@@ -62,10 +64,12 @@ class Session {
  public:
   Session(const LoadedModel& model, int64_t n_ctx, ThreadPool& pool, const KernelTable& kernels);
 
-  // Generates a continuation of prompt_tokens (which start with <bos>) from an empty cache.
-  // on_text receives the answer's text as it becomes final (never text a stop string may still claim).
+  // Generates a continuation of prompt_tokens (which start with <bos>) from an empty cache; `images`
+  // place soft tokens over the prompt's image placeholders. on_text receives the answer's text as it
+  // becomes final (never text a stop string may still claim).
   GenerationResult generate(const std::vector<TokenId>& prompt_tokens, const GenerationSettings& settings,
-                            const std::function<void(std::string_view)>& on_text = {});
+                            const std::function<void(std::string_view)>& on_text = {},
+                            std::span<const ImageEmbeddings> images = {});
 
   const Gemma3State& state() const { return state_; }
 

@@ -1,0 +1,128 @@
+#include "runtime/images.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/sha256.h"
+#include "imaging/dicom_render.h"
+
+namespace medlab {
+namespace {
+
+bool looks_like_dicom(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char head[132] = {};
+  in.read(head, sizeof head);
+  if (in.gcount() == sizeof head && std::string_view(head + 128, 4) == "DICM") return true;
+  const std::string ext = std::filesystem::path(path).extension().string();
+  return ext == ".dcm" || ext == ".DCM" || ext == ".dicom";
+}
+
+Image to_rgb(const dicom::Rendered& r) {
+  Image image(int(r.width), int(r.height));
+  const size_t n = size_t(r.width) * r.height;
+  for (size_t i = 0; i < n; ++i)
+    for (int c = 0; c < 3; ++c) image.rgb[i * 3 + size_t(c)] = r.channels == 3 ? r.pixels[i * 3 + size_t(c)] : r.pixels[i];
+  return image;
+}
+
+}  // namespace
+
+PromptImage read_prompt_image(const std::string& path, const ImageReadOptions& options) {
+  PromptImage out;
+  out.file = std::filesystem::path(path).filename().string();
+  if (looks_like_dicom(path)) {
+    const dicom::DicomImage dicom = dicom::read_dicom(path);
+    if (options.dicom_frame >= dicom.header.frames)
+      fail(out.file, ": frame ", options.dicom_frame + 1, " asked for, the file has ", dicom.header.frames);
+    const dicom::Rendered rendered = dicom::render(dicom, dicom::parse_window(options.dicom_window), options.dicom_frame);
+    if (uint64_t(rendered.width) * rendered.height > options.decode.max_pixels)
+      fail(out.file, ": ", rendered.width, " x ", rendered.height, " pixels exceed the limit of ", options.decode.max_pixels);
+    out.rgb = to_rgb(rendered);
+    out.source = "dicom: " + rendered.description;
+    out.dicom_pixel_sha256 = dicom::pixel_hash(dicom);
+    return out;
+  }
+  out.rgb = decode_image_file(path, options.decode);
+  std::ifstream in(path, std::ios::binary);
+  std::vector<uint8_t> head(8);
+  in.read(reinterpret_cast<char*>(head.data()), 8);
+  out.source = detect_image_format(head) == ImageFormat::Png ? "png" : "jpeg";
+  return out;
+}
+
+ImageEmbeddingCache::Encoded ImageEmbeddingCache::encode(const SiglipVision& vision, const ModelInput& input,
+                                                         ThreadPool& pool, const KernelTable& kernels) {
+  Sha256 sha;
+  const int64_t dims[2] = {vision.image_size(), vision.output_dim()};
+  sha.update(dims, sizeof dims).update(input.pixels.data(), input.pixels.size() * sizeof(float));
+  const std::string key = sha.hex_digest();
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = entries_.find(key); it != entries_.end()) {
+      recent_.remove(key);
+      recent_.push_front(key);
+      return {it->second, 0.0, true};
+    }
+  }
+  const auto start = std::chrono::steady_clock::now();
+  auto embeddings = std::make_shared<std::vector<float>>(size_t(vision.tokens_per_image() * vision.output_dim()));
+  vision.encode(input.pixels.data(), embeddings->data(), pool, kernels);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  std::lock_guard lock(mutex_);
+  if (entries_.emplace(key, embeddings).second) recent_.push_front(key);
+  while (recent_.size() > capacity_) {
+    entries_.erase(recent_.back());
+    recent_.pop_back();
+  }
+  return {embeddings, ms, false};
+}
+
+PreprocessOptions preprocess_options_for(const SiglipVision& vision) {
+  PreprocessOptions options;
+  options.width = options.height = int(vision.image_size());
+  return options;
+}
+
+std::string expand_image_markers(const std::string& text, int64_t tokens_per_image, size_t& markers) {
+  static const std::string boi = "<start_of_image>";
+  std::string sequence = "\n\n" + boi;
+  for (int64_t i = 0; i < tokens_per_image; ++i) sequence += "<image_soft_token>";
+  sequence += "<end_of_image>\n\n";
+  std::string out;
+  markers = 0;
+  size_t from = 0;
+  for (size_t at; (at = text.find(boi, from)) != std::string::npos; from = at + boi.size()) {
+    out.append(text, from, at - from);
+    out += sequence;
+    ++markers;
+  }
+  out.append(text, from);
+  return out;
+}
+
+std::vector<ImageEmbeddings> place_images(const std::vector<TokenId>& tokens, TokenId image_token, int64_t tokens_per_image,
+                                          const std::vector<std::shared_ptr<const std::vector<float>>>& embeddings) {
+  std::vector<ImageEmbeddings> placed;
+  for (size_t i = 0; i < tokens.size();) {
+    if (tokens[i] != image_token) {
+      ++i;
+      continue;
+    }
+    size_t end = i;
+    while (end < tokens.size() && tokens[end] == image_token) ++end;
+    if (int64_t(end - i) != tokens_per_image)
+      fail("prompt: a run of ", end - i, " image tokens at position ", i, "; each image takes exactly ", tokens_per_image);
+    if (placed.size() == embeddings.size())
+      fail("prompt: more image placeholders than the ", embeddings.size(), " images given");
+    placed.push_back({int64_t(i), tokens_per_image, embeddings[placed.size()]->data()});
+    i = end;
+  }
+  if (placed.size() != embeddings.size())
+    fail("prompt: ", placed.size(), " image placeholders for ", embeddings.size(), " images given");
+  return placed;
+}
+
+}  // namespace medlab
