@@ -184,25 +184,17 @@ GgufVocab gguf_vocab_from_tokenizer(const fs::path& dir, int64_t max_vocab) {
 
 namespace {
 
-struct PlannedTensor {
-  std::string gguf_name;
-  TensorView source;
-  std::string source_name;
-  bool norm;  // Gemma's RMSNorm scales by 1 + w; llama.cpp's by its weight, so 1 is added here
-  GgufType type;
-  std::vector<int64_t> ne;
-};
-
-std::vector<PlannedTensor> plan_tensors(const Checkpoint& ck, GgufType matrix_type, int64_t n_vocab) {
-  std::vector<PlannedTensor> plan;
+std::vector<GgufPlannedTensor> plan_tensors(const Checkpoint& ck, GgufType matrix_type, int64_t n_vocab) {
+  std::vector<GgufPlannedTensor> plan;
   const auto add = [&](std::string gguf_name, const std::string& hf_name) {
     TensorView view = ck.text(hf_name);
     if (hf_name == "embed_tokens.weight") view.shape[0] = n_vocab;  // the leading rows: those with tokens
-    const bool norm = hf_name.ends_with("norm.weight");
+    // Gemma's RMSNorm scales by 1 + w; llama.cpp's by its weight, so 1 is added here.
+    const float shift = hf_name.ends_with("norm.weight") ? 1.0f : 0.0f;
     std::vector<int64_t> ne(view.shape.rbegin(), view.shape.rend());  // GGUF lists the row length first
     // llama.cpp keeps 1-D tensors in f32, as its converter writes them.
     const GgufType type = ne.size() == 1 ? GgufType::F32 : matrix_type;
-    plan.push_back({std::move(gguf_name), view, ck.layout().text + hf_name, norm, type, std::move(ne)});
+    plan.push_back({std::move(gguf_name), view, ck.layout().text + hf_name, shift, type, std::move(ne)});
   };
   add("token_embd.weight", "embed_tokens.weight");
   static const std::pair<const char*, const char*> kLayerTensors[] = {
@@ -265,10 +257,10 @@ bool same_storage(DType d, GgufType t) {
          (d == DType::BF16 && t == GgufType::BF16);
 }
 
-void write_tensor(GgufWriter& w, const PlannedTensor& p) {
+void write_tensor(GgufWriter& w, const GgufPlannedTensor& p) {
   const TensorView& t = p.source;
   w.begin_tensor(p.gguf_name);
-  if (!p.norm && same_storage(t.dtype, p.type)) {
+  if (p.shift == 0.0f && same_storage(t.dtype, p.type)) {
     w.write(t.data, t.nbytes());  // straight from the mapped file
   } else {
     const int64_t row = p.ne[0], rows = t.numel() / row;
@@ -278,8 +270,8 @@ void write_tensor(GgufWriter& w, const PlannedTensor& p) {
     for (int64_t r = 0; r < rows; r += chunk_rows) {
       const int64_t n = std::min(chunk_rows, rows - r) * row;
       to_f32(t, r * row, n, f.data());
-      if (p.norm)
-        for (int64_t i = 0; i < n; ++i) f[size_t(i)] += 1.0f;
+      if (p.shift != 0.0f)
+        for (int64_t i = 0; i < n; ++i) f[size_t(i)] += p.shift;
       encode(p.type, f.data(), n, out, p.source_name);
       w.write(out.data(), out.size());
     }
@@ -287,7 +279,17 @@ void write_tensor(GgufWriter& w, const PlannedTensor& p) {
   w.end_tensor();
 }
 
-uint32_t file_type_code(GgufType t) {  // llama_ftype
+}  // namespace
+
+void write_gguf_tensors(GgufWriter& w, const std::vector<GgufPlannedTensor>& plan, const GgufProgress& progress) {
+  for (const GgufPlannedTensor& p : plan) w.add_tensor(p.gguf_name, p.type, p.ne);
+  for (size_t i = 0; i < plan.size(); ++i) {
+    write_tensor(w, plan[i]);
+    if (progress) progress(plan[i].gguf_name, i + 1, plan.size());
+  }
+}
+
+uint32_t gguf_file_type(GgufType t) {  // llama_ftype
   switch (t) {
     case GgufType::F32: return 0;
     case GgufType::F16: return 1;
@@ -297,7 +299,7 @@ uint32_t file_type_code(GgufType t) {  // llama_ftype
   return 0;
 }
 
-GgufType default_type(DType d) {
+GgufType gguf_type_of(DType d) {
   switch (d) {
     case DType::F32: return GgufType::F32;
     case DType::F16: return GgufType::F16;
@@ -305,6 +307,8 @@ GgufType default_type(DType d) {
   }
   return GgufType::BF16;
 }
+
+namespace {
 
 // llama.cpp's gemma3 marks layer il as sliding when il % period < period - 1 (period 0: all sliding).
 // Returns the period that reproduces the config's layer kinds.
@@ -337,7 +341,7 @@ void add_model_metadata(GgufWriter& w, const Checkpoint& ck, const GgufExportOpt
   const std::string name = options.name.empty() ? ck.dir().filename().string() : options.name;
   w.add_string("general.architecture", "gemma3");
   w.add_string("general.name", name);
-  w.add_u32("general.file_type", file_type_code(type));
+  w.add_u32("general.file_type", gguf_file_type(type));
   w.add_u32("general.alignment", GgufWriter::kAlignment);
   w.add_u32("gemma3.context_length", uint32_t(t.max_position_embeddings));
   w.add_u32("gemma3.embedding_length", uint32_t(t.hidden_size));
@@ -382,18 +386,14 @@ void add_vocab_metadata(GgufWriter& w, const GgufVocab& v) {
 GgufExportSummary export_gguf(const Checkpoint& ck, const std::string& out_path, const GgufExportOptions& options,
                               const GgufProgress& progress) {
   const TensorView& embed = ck.text("embed_tokens.weight");
-  const GgufType type = options.type.value_or(default_type(embed.dtype));
+  const GgufType type = options.type.value_or(gguf_type_of(embed.dtype));
   const GgufVocab vocab = gguf_vocab_from_tokenizer(ck.dir(), embed.shape[0]);
-  const std::vector<PlannedTensor> plan = plan_tensors(ck, type, int64_t(vocab.tokens.size()));
+  const std::vector<GgufPlannedTensor> plan = plan_tensors(ck, type, int64_t(vocab.tokens.size()));
 
   GgufWriter w(out_path);
   add_model_metadata(w, ck, options, type);
   add_vocab_metadata(w, vocab);
-  for (const PlannedTensor& p : plan) w.add_tensor(p.gguf_name, p.type, p.ne);
-  for (size_t i = 0; i < plan.size(); ++i) {
-    write_tensor(w, plan[i]);
-    if (progress) progress(plan[i].gguf_name, i + 1, plan.size());
-  }
+  write_gguf_tensors(w, plan, progress);
   w.finish();
   return {type, plan.size(), w.data_bytes(), int64_t(vocab.tokens.size())};
 }

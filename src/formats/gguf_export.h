@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "formats/checkpoint.h"
 #include "formats/gguf_writer.h"
 
@@ -53,6 +54,23 @@ struct GgufExportSummary {
 
 // Called after each tensor is written: (gguf tensor name, tensors done, tensors in all).
 using GgufProgress = std::function<void(const std::string&, size_t, size_t)>;
+
+// Building blocks shared with the mmproj export (mmproj_export.h).
+
+// One checkpoint tensor on its way into a GGUF: converted to `type`, `shift` added to every element.
+struct GgufPlannedTensor {
+  std::string gguf_name;
+  TensorView source;
+  std::string source_name;  // the checkpoint's full name, for errors
+  float shift = 0;          // 1 for Gemma's RMSNorm weights, which scale by 1 + w where llama.cpp scales by w
+  GgufType type;
+  std::vector<int64_t> ne;  // the source's shape reversed: row length first
+};
+
+// Declares the tensors, then streams each one's data (after the caller's metadata).
+void write_gguf_tensors(GgufWriter& w, const std::vector<GgufPlannedTensor>& plan, const GgufProgress& progress);
+uint32_t gguf_file_type(GgufType type);  // llama_ftype, for general.file_type
+GgufType gguf_type_of(DType dtype);      // the GGUF type that stores a dtype unchanged
 
 // Writes `out_path`. Throws Error naming the key, tensor or file when the model cannot be expressed
 // in llama.cpp's gemma3 layout (e.g. a query scale llama.cpp would not apply).
