@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "formats/checkpoint.h"
 #include "formats/gguf_export.h"
+#include "formats/mmproj_export.h"
 
 namespace medlab::cli {
 namespace {
@@ -20,6 +21,7 @@ struct ConvertOptions {
   std::string out;
   std::string type;  // empty: keep the checkpoint's own type
   std::string name;
+  std::string mmproj;  // empty: no mmproj file
 };
 
 void run(const ConvertOptions& o) {
@@ -30,8 +32,10 @@ void run(const ConvertOptions& o) {
 
   const auto start = std::chrono::steady_clock::now();
   const Checkpoint checkpoint = Checkpoint::open(o.model, default_hf_hub_cache());
-  if (checkpoint.config().multimodal())
-    std::fprintf(stderr, "medlab: note: the vision tower is not converted; the GGUF holds the text model only\n");
+  if (!o.mmproj.empty() && !checkpoint.config().multimodal())
+    fail("convert: --mmproj needs a model with a vision tower; ", o.model, " is ", checkpoint.config().architecture);
+  if (checkpoint.config().multimodal() && o.mmproj.empty())
+    std::fprintf(stderr, "medlab: note: the vision tower is not converted; add --mmproj FILE to write it\n");
 
   const bool tty = isatty(STDERR_FILENO);
   const auto progress = [tty](const std::string& name, size_t done, size_t all) {
@@ -39,10 +43,17 @@ void run(const ConvertOptions& o) {
   };
   const GgufExportSummary summary = export_gguf(checkpoint, o.out, options, progress);
   if (tty) std::fprintf(stderr, "\n");
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   std::printf("wrote %s: gemma3, %zu tensors, %s weights, %.1f MB of tensor data, vocabulary of %lld, in %.1f s\n",
               o.out.c_str(), summary.tensors, std::string(gguf_type_name(summary.type)).c_str(),
-              double(summary.bytes) / 1e6, static_cast<long long>(summary.vocab), seconds);
+              double(summary.bytes) / 1e6, static_cast<long long>(summary.vocab), seconds());
+  if (o.mmproj.empty()) return;
+  const MmprojExportSummary vision = export_mmproj(checkpoint, o.mmproj, options, progress);
+  if (tty) std::fprintf(stderr, "\n");
+  std::printf("wrote %s: clip (gemma3 projector), %zu tensors, %s weights, %.1f MB of tensor data, %lld tokens per "
+              "image, in %.1f s\n",
+              o.mmproj.c_str(), vision.tensors, std::string(gguf_type_name(vision.type)).c_str(),
+              double(vision.bytes) / 1e6, static_cast<long long>(vision.tokens_per_image), seconds());
 }
 
 }  // namespace
@@ -52,14 +63,17 @@ void register_convert(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "convert",
       "Convert a model folder to another format.\n"
-      "  --to gguf: llama.cpp's gemma3 layout with the tokenizer embedded (text model only; norm weights\n"
-      "  stored as 1 + w, as llama.cpp expects). Load it with llama.cpp, e.g. `llama-cli -m OUT.gguf`.");
+      "  --to gguf: llama.cpp's gemma3 layout with the tokenizer embedded (norm weights stored as 1 + w, as\n"
+      "  llama.cpp expects), and with --mmproj the vision tower as llama.cpp's clip/mmproj file. Load them with\n"
+      "  llama.cpp, e.g. `llama-cli -m OUT.gguf` or `llama-mtmd-cli -m OUT.gguf --mmproj MMPROJ.gguf`.");
   cmd->add_option("--to", o->to, "Target format: gguf")->required();
   cmd->add_option("model", o->model, "Model folder (Hugging Face layout) or a cached Hugging Face id")->required();
   cmd->add_option("out", o->out, "Output file, e.g. medgemma-4b-it.gguf")->required();
   cmd->add_option("--type", o->type, "Type of the weight matrices: f32, f16, bf16 or q8_0 (default: the checkpoint's "
                                      "own, bf16 for MedGemma); norms stay f32")
       ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
+  cmd->add_option("--mmproj", o->mmproj, "Also write the vision tower and projector as llama.cpp's mmproj GGUF "
+                                         "(multimodal models; embeddings stay f32, the input projection f16)");
   cmd->add_option("--name", o->name, "general.name in the GGUF (default: the model folder's name)");
   cmd->callback([o] { run(*o); });
 }
