@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "imaging/dicom_series.h"
 #include "runtime/images.h"
 #include "runtime/session.h"
 
@@ -23,6 +24,8 @@ struct RunOptions {
   std::string chat_file;
   bool raw_prompt = false;
   std::vector<std::string> images;
+  std::string series;     // a folder of DICOM slices
+  size_t max_slices = 85;
   ImageReadOptions image_read;
   bool letterbox = false;
   GenerationSettings generation;
@@ -58,7 +61,10 @@ std::string prompt_text(const RunOptions& o) {
   } else {
     if (!o.system.empty()) messages.push_back({"system", o.system});
     std::string content = o.prompt;
-    for (size_t i = 0; i < o.images.size(); ++i) content += "<start_of_image>";
+    for (size_t i = 0; i < o.images.size(); ++i) {
+      content += "<start_of_image>";
+      if (!o.series.empty()) content += "SLICE " + std::to_string(i + 1);
+    }
     messages.push_back({"user", content});
   }
   return render_chat(messages);
@@ -132,8 +138,24 @@ nlohmann::json result_json(const RunOptions& o, const LoadedModel& model, const 
   return out;
 }
 
-void run(const RunOptions& o) {
+// The slices of the folder's largest series, ordered along the slice normal and sampled as the MedGemma
+// CT notebook does; they become the run's images, each labelled "SLICE n" in the prompt.
+void add_series(RunOptions& o) {
+  const dicom::FolderScan scan = dicom::scan_folder(o.series);
+  if (scan.series.empty()) fail(o.series, ": no DICOM image series in this folder");
+  const dicom::Series& series = scan.series.front();
+  for (size_t index : dicom::sample_slices(series.slices.size(), o.max_slices)) o.images.push_back(series.slices[index].path);
+  std::fprintf(stderr, "medlab: series of %zu slices (%s, ordered by %s); %zu sampled\n", series.slices.size(),
+               series.modality.c_str(), dicom::slice_order_name(series.order), o.images.size());
+}
+
+void run(RunOptions o) {
   if (o.prompt.empty() == o.chat_file.empty()) fail("run: give exactly one of --prompt or --chat");
+  if (!o.series.empty()) {
+    if (!o.images.empty() || o.raw_prompt || !o.chat_file.empty())
+      fail("run: --series builds its own prompt; it cannot be combined with --image, --raw-prompt or --chat");
+    add_series(o);
+  }
   if (o.raw_prompt && !o.chat_file.empty()) fail("run: --raw-prompt applies to --prompt only");
   const KernelTable& kernels = o.isa.empty() ? best_kernels() : kernels_for(o.isa);
 
@@ -201,9 +223,14 @@ void register_run(CLI::App& app) {
   cmd->add_flag("--raw-prompt", o->raw_prompt,
                 "Tokenize --prompt as given, without the chat template (write <bos> yourself; <start_of_image> marks each --image)");
   cmd->add_option("-i,--image", o->images, "PNG, JPEG or DICOM image for the question (repeatable; in order)")->check(CLI::ExistingFile);
-  cmd->add_option("--window", o->image_read.dicom_window,
-                  "DICOM window: file, file:N, full, lung, mediastinum, bone, brain, abdomen, soft-tissue, C,W, ct-rgb, cxr")
-      ->capture_default_str();
+  cmd->add_option("--series", o->series,
+                  "Folder of DICOM slices: its largest series, sorted along the slice normal and sampled evenly, goes to "
+                  "the model as images after the prompt, each labelled \"SLICE n\" (window ct-rgb unless --window is given)")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--slices", o->max_slices, "With --series: at most this many slices")->capture_default_str()->check(CLI::Range(1, 1000));
+  auto* window = cmd->add_option("--window", o->image_read.dicom_window,
+                                 "DICOM window: file, file:N, full, lung, mediastinum, bone, brain, abdomen, soft-tissue, C,W, ct-rgb, cxr")
+                     ->capture_default_str();
   cmd->add_option("--frame", o->image_read.dicom_frame, "DICOM frame, counted from 0")->capture_default_str();
   cmd->add_flag("--letterbox", o->letterbox, "Keep the image's aspect ratio and pad with black, instead of stretching as the reference does");
   cmd->add_option("--max-pixels", o->image_read.decode.max_pixels, "Refuse images with more pixels than this")->capture_default_str();
@@ -221,7 +248,11 @@ void register_run(CLI::App& app) {
   cmd->add_option("--isa", o->isa, "Force a kernel set: scalar or avx512 (default: the best this CPU runs)");
   cmd->add_flag("--json", o->json, "Print one JSON object: text, token ids, timings (and log-probs)");
   cmd->add_option("--logprobs", o->generation.logprobs, "With --json: the top-K log-probabilities at each step")->check(CLI::Range(0, 100));
-  cmd->callback([o] { run(*o); });
+  cmd->callback([o, window] {
+    RunOptions options = *o;
+    if (!options.series.empty() && window->count() == 0) options.image_read.dicom_window = "ct-rgb";  // MedGemma's CT convention
+    run(std::move(options));
+  });
 }
 
 }  // namespace medlab::cli
