@@ -11,6 +11,7 @@
 #include "core/dtype.h"
 #include "formats/checkpoint.h"
 #include "formats/gguf_export.h"
+#include "formats/mmproj_export.h"
 #include "formats/test_checkpoint.h"
 #include "formats/test_support.h"
 
@@ -393,6 +394,99 @@ TEST_F(TinyExport, RefusesAQueryScaleLlamaCppWouldNotApply) {
   const Checkpoint ck = Checkpoint::open(dir_.path().string());
   EXPECT_ERROR_MENTIONS(export_gguf(ck, dir_ / "x.gguf", {}), "config.json", "query_pre_attn_scalar", "1/sqrt(16)");
   EXPECT_FALSE(fs::exists(dir_ / "x.gguf"));
+}
+
+// --- mmproj ----------------------------------------------------------------------------------------------
+
+TEST_F(TinyExport, WritesLlamaCppMmprojLayout) {
+  const Checkpoint ck = Checkpoint::open(dir_.path().string());
+  const std::string out = dir_ / "mmproj.gguf";
+  const MmprojExportSummary s = export_mmproj(ck, out, {GgufType::F32, "tiny"});
+  const ParsedGguf g = parse_gguf(out);
+
+  EXPECT_EQ(s.tensors, 3u + 2 * 16 + 2 + 2);  // embeddings, 16 per layer, post norm, projector
+  EXPECT_EQ(g.tensors.size(), s.tensors);
+  EXPECT_EQ(s.tokens_per_image, 16);
+  EXPECT_EQ(g.kv.at("general.architecture"), "clip");
+  EXPECT_EQ(g.kv.at("general.file_type"), 0);
+  EXPECT_EQ(g.kv.at("clip.has_vision_encoder"), true);
+  EXPECT_EQ(g.kv.at("clip.projector_type"), "gemma3");
+  EXPECT_EQ(g.kv.at("clip.use_gelu"), true);
+  EXPECT_EQ(g.kv.at("clip.vision.image_size"), 64);
+  EXPECT_EQ(g.kv.at("clip.vision.patch_size"), 4);
+  EXPECT_EQ(g.kv.at("clip.vision.embedding_length"), 32);
+  EXPECT_EQ(g.kv.at("clip.vision.feed_forward_length"), 64);
+  EXPECT_EQ(g.kv.at("clip.vision.block_count"), 2);
+  EXPECT_EQ(g.kv.at("clip.vision.attention.head_count"), 2);
+  EXPECT_EQ(g.kv.at("clip.vision.projection_dim"), 64);  // the text model's hidden size
+  EXPECT_EQ(g.kv.at("clip.vision.projector.scale_factor"), 4);  // 16x16 patches pooled to 4x4 tokens
+  for (const char* key : {"clip.vision.image_size", "clip.vision.projector.scale_factor", "clip.vision.block_count"})
+    EXPECT_EQ(g.kv_type.at(key), 4u) << key;  // clip.cpp reads uint32
+  EXPECT_FLOAT_EQ(g.kv.at("clip.vision.attention.layer_norm_epsilon").get<float>(), 1e-6f);
+  EXPECT_EQ(g.kv.at("clip.vision.image_mean"), json::array({0.5, 0.5, 0.5}));
+  EXPECT_EQ(g.kv.at("clip.vision.image_std"), json::array({0.5, 0.5, 0.5}));
+  EXPECT_EQ(g.kv_type.at("clip.vision.image_mean"), 106u);  // an array of f32
+
+  // Shapes reversed (the conv kernel as ggml_conv_2d takes it), everything f32 and bit-exact except the
+  // soft-embedding norm, a Gemma RMSNorm shifted by one; the SigLIP LayerNorms are not.
+  EXPECT_EQ(g.tensors.at("v.patch_embd.weight").ne, (std::vector<int64_t>{4, 4, 3, 32}));
+  EXPECT_EQ(g.tensors.at("v.position_embd.weight").ne, (std::vector<int64_t>{32, 256}));
+  EXPECT_EQ(g.tensors.at("v.blk.1.ffn_up.weight").ne, (std::vector<int64_t>{32, 64}));
+  EXPECT_EQ(g.tensors.at("v.blk.1.ffn_down.weight").ne, (std::vector<int64_t>{64, 32}));
+  EXPECT_EQ(g.tensors.at("mm.input_projection.weight").ne, (std::vector<int64_t>{64, 32}));
+  EXPECT_EQ(g.tensors.at("mm.soft_emb_norm.weight").ne, (std::vector<int64_t>{32}));
+  const std::pair<const char*, const char*> pairs[] = {
+      {"v.patch_embd.weight", "embeddings.patch_embedding.weight"},
+      {"v.position_embd.weight", "embeddings.position_embedding.weight"},
+      {"v.blk.0.attn_out.bias", "encoder.layers.0.self_attn.out_proj.bias"},
+      {"v.blk.1.ln1.weight", "encoder.layers.1.layer_norm1.weight"},
+      {"v.blk.1.ln2.bias", "encoder.layers.1.layer_norm2.bias"},
+      {"v.blk.1.ffn_up.weight", "encoder.layers.1.mlp.fc1.weight"},
+      {"v.blk.0.ffn_down.weight", "encoder.layers.0.mlp.fc2.weight"},
+      {"v.post_ln.weight", "post_layernorm.weight"},
+  };
+  for (const auto& [gguf, hf] : pairs) {
+    const TensorView& src = ck.vision(hf);
+    EXPECT_EQ(g.tensors.at(gguf).type, 0u) << gguf;
+    for (int64_t i = 0; i < src.numel(); i += 5) ASSERT_EQ(as_f32(g, gguf, size_t(i)), element_f32(src, i)) << gguf;
+  }
+  const TensorView& proj = ck.projector("mm_input_projection_weight");
+  const TensorView& norm = ck.projector("mm_soft_emb_norm.weight");
+  for (int64_t i = 0; i < proj.numel(); i += 3)
+    ASSERT_EQ(as_f32(g, "mm.input_projection.weight", size_t(i)), element_f32(proj, i)) << i;
+  for (int64_t i = 0; i < norm.numel(); ++i)
+    ASSERT_EQ(as_f32(g, "mm.soft_emb_norm.weight", size_t(i)), element_f32(norm, i) + 1.0f) << i;
+}
+
+TEST_F(TinyExport, MmprojTypesFollowLlamaCppsConverter) {
+  json preprocessor = json::parse(read_file(dir_ / "preprocessor_config.json"));
+  preprocessor["image_mean"] = {0.25, 0.5, 0.75};
+  write_file(dir_ / "preprocessor_config.json", preprocessor.dump());
+  const Checkpoint ck = Checkpoint::open(dir_.path().string());
+  export_mmproj(ck, dir_ / "bf16.gguf", {});
+  const ParsedGguf b = parse_gguf(dir_ / "bf16.gguf");
+  EXPECT_EQ(b.kv.at("general.file_type"), 32);
+  EXPECT_EQ(b.kv.at("clip.vision.image_mean"), json::array({0.25, 0.5, 0.75}));
+  EXPECT_EQ(b.tensors.at("v.blk.0.attn_q.weight").type, 30u);  // bf16, as stored
+  EXPECT_EQ(b.tensors.at("v.blk.0.attn_q.bias").type, 0u);
+  EXPECT_EQ(b.tensors.at("v.patch_embd.weight").type, 0u);  // embeddings stay f32
+  EXPECT_EQ(b.tensors.at("v.position_embd.weight").type, 0u);
+  EXPECT_EQ(b.tensors.at("mm.input_projection.weight").type, 1u);  // f16: clip.cpp transposes it
+  const TensorView& q = ck.vision("encoder.layers.0.self_attn.q_proj.weight");
+  EXPECT_EQ(std::memcmp(b.data("v.blk.0.attn_q.weight"), q.data, q.nbytes()), 0);
+
+  export_mmproj(ck, dir_ / "q8.gguf", {GgufType::Q8_0, ""});
+  const ParsedGguf q8 = parse_gguf(dir_ / "q8.gguf");
+  EXPECT_EQ(q8.tensors.at("v.blk.1.ffn_down.weight").type, 8u);
+  EXPECT_EQ(q8.tensors.at("mm.input_projection.weight").type, 1u);
+}
+
+TEST_F(TinyExport, MmprojRefusesATextOnlyModel) {
+  TempDir text("-text");
+  write_test_checkpoint({"tiny-text", 3, DType::BF16, ""}, text.path().string());
+  write_file(text / "tokenizer.json", mini_tokenizer().dump());
+  const Checkpoint ck = Checkpoint::open(text.path().string());
+  EXPECT_ERROR_MENTIONS(export_mmproj(ck, text / "x.gguf", {}), "Gemma3ForCausalLM", "no vision tower");
 }
 
 }  // namespace

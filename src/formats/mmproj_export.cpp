@@ -52,16 +52,10 @@ Normalisation read_normalisation(const fs::path& dir) {
 
 // Gemma 3 average-pools the patch grid with a square kernel down to mm_tokens_per_image tokens; clip.cpp
 // reads that kernel from clip.vision.projector.scale_factor (4 when absent: 64x64 patches -> 16x16).
-uint32_t pooling_kernel(const ModelConfig& c, const std::string& where) {
-  const VisionConfig& v = *c.vision;
-  if (v.patch_size <= 0 || v.image_size % v.patch_size != 0)
-    fail(where, ": vision_config.image_size ", v.image_size, " is not a whole number of ", v.patch_size, "-pixel patches");
-  const int64_t patches_per_side = v.image_size / v.patch_size;
+// parse_model_config has checked that the grids divide evenly.
+uint32_t pooling_kernel(const ModelConfig& c) {
+  const int64_t patches_per_side = c.vision->image_size / c.vision->patch_size;
   const auto tokens_per_side = int64_t(std::llround(std::sqrt(double(c.mm_tokens_per_image))));
-  if (tokens_per_side < 1 || tokens_per_side * tokens_per_side != c.mm_tokens_per_image ||
-      patches_per_side % tokens_per_side != 0)
-    fail(where, ": mm_tokens_per_image ", c.mm_tokens_per_image, " is not a square grid that the ", patches_per_side,
-         "x", patches_per_side, " patch grid pools down to with a square kernel, which is all clip.cpp can do");
   return uint32_t(patches_per_side / tokens_per_side);
 }
 
@@ -154,7 +148,7 @@ MmprojExportSummary export_mmproj(const Checkpoint& ck, const std::string& out_p
   if (v.num_channels != 3) fail(where, ": vision_config.num_channels is ", v.num_channels, "; clip.cpp takes RGB");
   if (v.num_attention_heads <= 0 || v.hidden_size % v.num_attention_heads != 0)
     fail(where, ": vision_config.hidden_size ", v.hidden_size, " does not split into ", v.num_attention_heads, " heads");
-  const uint32_t kernel = pooling_kernel(c, where);
+  const uint32_t kernel = pooling_kernel(c);
   const Normalisation norm = read_normalisation(ck.dir());
 
   const GgufType type = options.type.value_or(gguf_type_of(ck.vision("embeddings.patch_embedding.weight").dtype));

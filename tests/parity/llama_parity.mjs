@@ -15,12 +15,13 @@
 // ggml-cpu/vec.h); the test models keep their MLP branch small (see test_checkpoint.cpp) so that this
 // rounding stays near 5e-4, while medlab itself stays within 2e-5 of float64 (src/model/gemma3_test.cpp).
 // Real mistakes are far larger: a sliding window off by one token moves log-probabilities by about 9.
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+
+import { compareSteps, fmt, medlabRun, promptDifference, run, tally } from './llama_common.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const referenceDir = resolve(here, '../../tools/reference');
@@ -45,14 +46,6 @@ if (!opt.medlab || !opt.reference || !(opt.preset || opt.model)) {
   process.exit(2);
 }
 const steps = Number(opt.steps), top = Number(opt.top), tolerance = Number(opt.tolerance);
-
-function run(bin, args) {
-  try {
-    return execFileSync(bin, args, { encoding: 'utf8', maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
-  } catch (e) {
-    throw new Error(`${bin} ${args.slice(0, 3).join(' ')} ... failed (exit ${e.status}):\n${e.stderr || e.message}`);
-  }
-}
 
 // --- prompts, in Gemma 3's chat format (as its chat template renders them) ---------------------------------
 
@@ -137,74 +130,19 @@ writeFileSync(requestPath, JSON.stringify({
 const reference = JSON.parse(run(opt.reference, [requestPath]));
 writeFileSync(join(opt.workdir, 'llama_result.json'), JSON.stringify(reference, null, 1));
 
-function medlabRun(text) {
-  const out = run(opt.medlab, ['run', '--model', modelDir, '--raw-prompt', '--prompt', text,
-                               '--max-new-tokens', String(steps), '--temperature', '0', '--ignore-eos',
-                               '--json', '--logprobs', String(top), '--threads', opt.threads]);
-  return JSON.parse(out.trim().split('\n').pop());
-}
-
 // --- comparison -----------------------------------------------------------------------------------------
 
 const show = (s) => JSON.stringify(s);
-const fmt = (x) => (Number.isNaN(x) ? '-' : x.toExponential(1));
-
-// Compares step by step while both sides continue the same sequence. Entries are matched by token id:
-// both sides use the tokenizer's ids (the GGUF keeps them), while pieces are ambiguous (a lone byte
-// token decodes to part of a character; "\n" and <0x0A> are different ids with the same text). A token
-// in one top-k but not the other is a mismatch unless it sits at the cut-off within the tolerance.
-function compareSteps(ref, med) {
-  const problems = [], notes = [];
-  let matched = 0, maxDelta = 0;
-  for (let i = 0; i < steps; i++) {
-    const r = ref.steps[i], m = med.logprobs?.[i];
-    if (!m) { problems.push(`step ${i}: medlab gave no log-probs`); break; }
-    if (r.id !== m.id) {
-      // A near-tie may fall either way within the tolerance; the sequences part there, so stop comparing.
-      const medlabOnRef = m.top.find((e) => e.id === r.id)?.logprob ?? -Infinity;
-      const refOnMedlab = r.top.find((e) => e.id === m.id)?.logprob ?? -Infinity;
-      const tie = m.logprob - medlabOnRef <= tolerance && r.logprob - refOnMedlab <= tolerance;
-      const what = `step ${i}: llama.cpp picks ${r.id} ${show(r.token)}, medlab ${m.id} ${show(m.piece)}`;
-      if (tie) notes.push(`${what}: a near-tie, so the sequences part here; later steps not compared`);
-      else problems.push(what);
-      break;
-    }
-    matched++;
-    const sides = [[r.top, m.top, 'medlab'], [m.top, r.top, 'llama.cpp']];
-    for (const [mine, theirs, other] of sides) {
-      const theirById = new Map(theirs.map((e) => [e.id, e.logprob]));
-      const cutoff = theirs[theirs.length - 1].logprob;
-      for (const e of mine) {
-        if (theirById.has(e.id)) {
-          maxDelta = Math.max(maxDelta, Math.abs(e.logprob - theirById.get(e.id)));
-        } else if (e.logprob > cutoff + tolerance) {
-          problems.push(`step ${i}: token ${e.id} (log-prob ${e.logprob.toFixed(5)}) missing from ${other}'s top-${top}`);
-        }
-      }
-    }
-  }
-  if (maxDelta > tolerance) problems.push(`max |Δlogprob| ${fmt(maxDelta)} exceeds ${tolerance}`);
-  return { problems, notes, matched, maxDelta: matched ? maxDelta : NaN };
-}
-
-let passed = 0, failed = 0;
-const report = (ok, line, problems = []) => {
-  ok ? passed++ : failed++;
-  console.log(`${ok ? 'PASS' : 'FAIL'} ${line}`);
-  for (const p of problems.slice(0, 5)) console.log(`     ${p}`);
-};
+const { report, finish } = tally();
 
 for (const [i, prompt] of prompts.entries()) {
   const ref = reference.prompts[i];
-  const med = medlabRun(prompt.text);
-  const ids = (a) => a.join(',');
+  const med = medlabRun(opt.medlab, { model: modelDir, text: prompt.text, steps, top, threads: opt.threads });
   const problems = [];
-  if (ids(ref.prompt_tokens) !== ids(med.prompt_tokens)) {
-    const at = ref.prompt_tokens.findIndex((id, k) => id !== med.prompt_tokens[k]);
-    problems.push(`prompt tokens differ at ${at}: llama.cpp [${ref.prompt_tokens.slice(at, at + 5)}], ` +
-                  `medlab [${med.prompt_tokens.slice(at, at + 5)}]`);
-  }
-  const c = problems.length ? { problems: [], notes: [], matched: 0, maxDelta: NaN } : compareSteps(ref, med);
+  const difference = promptDifference(ref.prompt_tokens, med.prompt_tokens);
+  if (difference) problems.push(difference);
+  const c = difference ? { problems: [], notes: [], matched: 0, maxDelta: NaN }
+                       : compareSteps(ref, med, { steps, top, tolerance });
   problems.push(...c.problems);
   report(problems.length === 0,
          `${prompt.name.padEnd(18)} prompt ${String(ref.prompt_tokens.length).padStart(3)} tokens, ` +
@@ -229,5 +167,4 @@ corpus.forEach((text, k) => {
 report(mismatches.length === 0, `tokenizer corpus: ${corpus.length - mismatches.length}/${corpus.length} texts tokenize ` +
        'identically in llama.cpp (GGUF vocabulary) and Hugging Face (tokenizer.json)', mismatches);
 
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();
