@@ -146,6 +146,8 @@ void Gemma3::forward_chunk(Gemma3State& s, std::span<const int32_t> tokens, std:
     }
   }
 
+  rope_tables(s, n);
+
   for (int64_t l = 0; l < int64_t(layers_.size()); ++l) {
     const Layer& layer = layers_[size_t(l)];
 
@@ -155,17 +157,20 @@ void Gemma3::forward_chunk(Gemma3State& s, std::span<const int32_t> tokens, std:
     matmul(k, pool, normed, n, layer.q, s.q_.data());
     matmul(k, pool, normed, n, layer.k, s.k_.data());
     matmul(k, pool, normed, n, layer.v, s.v_.data());
+    const int64_t half = c.head_dim / 2;
     for (int64_t t = 0; t < n; ++t) {
-      const int64_t position = s.n_past_ + t;
+      const size_t table = size_t((t * 2 + (layer.sliding ? 0 : 1)) * half);
+      const float* cos = &s.rope_cos_[table];
+      const float* sin = &s.rope_sin_[table];
       for (int64_t h = 0; h < c.num_attention_heads; ++h) {
         float* head = s.q_.data() + (t * c.num_attention_heads + h) * c.head_dim;
         rms_norm(head, layer.q_norm.data(), head, c.head_dim, eps);
-        apply_rope(head, position, layer.sliding);
+        apply_rope(head, cos, sin);
       }
       for (int64_t h = 0; h < c.num_key_value_heads; ++h) {
         float* head = s.k_.data() + (t * c.num_key_value_heads + h) * c.head_dim;
         rms_norm(head, layer.k_norm.data(), head, c.head_dim, eps);
-        apply_rope(head, position, layer.sliding);
+        apply_rope(head, cos, sin);
       }
     }
     attention(s, layer, l, n);
@@ -201,16 +206,30 @@ void Gemma3::forward_chunk(Gemma3State& s, std::span<const int32_t> tokens, std:
   }
 }
 
-void Gemma3::apply_rope(float* head, int64_t position, bool sliding) const {
-  // Rotates pairs (i, i + head_dim/2), as transformers' rotate_half does; angles rounded to f32 like it.
-  const std::vector<float>& inv_freq = sliding ? inv_freq_local_ : inv_freq_global_;
+// cos and sin of every rotary angle of the chunk's positions, for sliding and for global layers: the
+// same for every head and every layer of a kind. Angles are rounded to f32 as transformers computes them.
+void Gemma3::rope_tables(Gemma3State& s, int64_t n) const {
+  const int64_t half = config_.head_dim / 2;
+  for (int64_t t = 0; t < n; ++t) {
+    for (int kind = 0; kind < 2; ++kind) {
+      const std::vector<float>& inv_freq = kind == 0 ? inv_freq_local_ : inv_freq_global_;
+      const size_t table = size_t((t * 2 + kind) * half);
+      for (int64_t i = 0; i < half; ++i) {
+        const float angle = float(s.n_past_ + t) * inv_freq[size_t(i)];
+        s.rope_cos_[table + size_t(i)] = float(std::cos(double(angle)));
+        s.rope_sin_[table + size_t(i)] = float(std::sin(double(angle)));
+      }
+    }
+  }
+}
+
+// Rotates pairs (i, i + head_dim/2), as transformers' rotate_half does.
+void Gemma3::apply_rope(float* head, const float* cos, const float* sin) const {
   const int64_t half = config_.head_dim / 2;
   for (int64_t i = 0; i < half; ++i) {
-    const float angle = float(position) * inv_freq[size_t(i)];
-    const float cos = float(std::cos(double(angle))), sin = float(std::sin(double(angle)));
     const float x1 = head[i], x2 = head[i + half];
-    head[i] = x1 * cos - x2 * sin;
-    head[i + half] = x2 * cos + x1 * sin;
+    head[i] = x1 * cos[i] - x2 * sin[i];
+    head[i + half] = x2 * cos[i] + x1 * sin[i];
   }
 }
 
@@ -297,6 +316,8 @@ Gemma3State::Gemma3State(const Gemma3& model, int64_t n_ctx, ThreadPool& pool, c
   scores_.resize(size_t(c.num_attention_heads * max_capacity));
   image_first_.resize(size_t(chunk));
   image_last_.resize(size_t(chunk));
+  rope_cos_.resize(size_t(chunk * c.head_dim));  // 2 kinds x head_dim / 2 per token
+  rope_sin_.resize(size_t(chunk * c.head_dim));
 }
 
 size_t Gemma3State::kv_bytes() const {

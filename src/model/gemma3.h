@@ -54,7 +54,8 @@ class Gemma3 {
   void forward_chunk(Gemma3State& state, std::span<const int32_t> tokens, std::span<const ImageEmbeddings> images,
                      float* logits) const;
   void attention(Gemma3State& state, const Layer& layer, int64_t layer_index, int64_t n) const;
-  void apply_rope(float* head, int64_t position, bool sliding) const;
+  void rope_tables(Gemma3State& state, int64_t n) const;
+  void apply_rope(float* head, const float* cos, const float* sin) const;
 
   TextConfig config_;
   int64_t n_vocab_;
@@ -93,6 +94,7 @@ class Gemma3State {
   // Scratch for one chunk of up to max_chunk() tokens.
   std::vector<float> x_, normed_, q_, k_, v_, attn_, proj_, gate_, up_;
   std::vector<int64_t> image_first_, image_last_;  // per chunk token: its image's first and last position, or its own
+  std::vector<float> rope_cos_, rope_sin_;          // [chunk token][local, global][head_dim / 2]
   std::vector<float> scores_;  // [heads][capacity]
 };
 
