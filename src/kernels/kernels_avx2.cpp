@@ -14,6 +14,8 @@
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 
+#include "kernels/blocked_matmul.h"  // inside the target region: its loops are compiled for this ISA
+
 namespace medlab {
 namespace {
 
@@ -73,40 +75,15 @@ void tile(const float* x, int64_t k, const void* w, int64_t r0, float* y, int64_
     for (int j = 0; j < NR; ++j) y[i * y_stride + r0 + j] = horizontal_sum(acc[i][j]);
 }
 
-template <DType D, int MR>
-void tile_rows(const float* x, int64_t k, const void* w, int64_t r0, int nr, float* y, int64_t y_stride) {
-  switch (nr) {
-    case 3: return tile<D, MR, 3>(x, k, w, r0, y, y_stride);
-    case 2: return tile<D, MR, 2>(x, k, w, r0, y, y_stride);
-    default: return tile<D, MR, 1>(x, k, w, r0, y, y_stride);
+// Weight rows per register tile, and the L2 share a block of x rows may fill.
+struct Tile {
+  static constexpr int kWeightRows = 3;
+  static constexpr int64_t kL2Bytes = (int64_t(1) << 19);
+  template <DType D, int MR, int NR>
+  static void run(const float* x, int64_t k, const void* w, int64_t r0, float* y, int64_t y_stride) {
+    tile<D, MR, NR>(x, k, w, r0, y, y_stride);
   }
-}
-
-template <DType D>
-void matmul_rows(const float* x, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end, float* y,
-                 int64_t y_stride) {
-  const int64_t k = w.cols;
-  // Blocks of x rows sized to stay in L2 while the weight rows stream past them.
-  const int64_t x_block = std::max<int64_t>(4, (int64_t(1) << 19) / (k * 4) / 4 * 4);
-  for (int64_t i0 = 0; i0 < m; i0 += x_block) {
-    const int64_t i1 = std::min(m, i0 + x_block);
-    for (int64_t r = row_begin; r < row_end; r += 3) {
-      const int nr = int(std::min<int64_t>(3, row_end - r));
-      int64_t i = i0;
-      for (; i + 4 <= i1; i += 4) tile_rows<D, 4>(x + i * k, k, w.data, r, nr, y + i * y_stride, y_stride);
-      for (; i < i1; ++i) tile_rows<D, 1>(x + i * k, k, w.data, r, nr, y + i * y_stride, y_stride);
-    }
-  }
-}
-
-void matmul_rows_avx2(const float* x, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end, float* y,
-                      int64_t y_stride) {
-  switch (w.dtype) {
-    case DType::F32: return matmul_rows<DType::F32>(x, m, w, row_begin, row_end, y, y_stride);
-    case DType::F16: return matmul_rows<DType::F16>(x, m, w, row_begin, row_end, y, y_stride);
-    case DType::BF16: return matmul_rows<DType::BF16>(x, m, w, row_begin, row_end, y, y_stride);
-  }
-}
+};
 
 float dot_avx2(const float* a, const float* b, int64_t n) {
   __m256 acc = _mm256_setzero_ps();
@@ -128,7 +105,7 @@ void axpy_avx2(float a, const float* x, float* y, int64_t n) {
 #pragma GCC pop_options
 
 const KernelTable* avx2_kernels() {
-  static const KernelTable table{Isa::Avx2, &matmul_rows_avx2, &dot_avx2, &axpy_avx2};
+  static const KernelTable table{Isa::Avx2, &blocked::matmul_rows_any<Tile>, &dot_avx2, &axpy_avx2};
   static const bool supported = [] {
     unsigned eax, ebx, ecx, edx;
     const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);

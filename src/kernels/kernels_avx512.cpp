@@ -11,6 +11,8 @@
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,fma,f16c")
 
+#include "kernels/blocked_matmul.h"  // inside the target region: its loops are compiled for this ISA
+
 namespace medlab {
 namespace {
 
@@ -70,41 +72,15 @@ void tile(const float* x, int64_t k, const void* w, int64_t r0, float* y, int64_
     for (int j = 0; j < NR; ++j) y[i * y_stride + r0 + j] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-template <DType D, int MR>
-void tile_rows(const float* x, int64_t k, const void* w, int64_t r0, int nr, float* y, int64_t y_stride) {
-  switch (nr) {
-    case 4: return tile<D, MR, 4>(x, k, w, r0, y, y_stride);
-    case 3: return tile<D, MR, 3>(x, k, w, r0, y, y_stride);
-    case 2: return tile<D, MR, 2>(x, k, w, r0, y, y_stride);
-    default: return tile<D, MR, 1>(x, k, w, r0, y, y_stride);
+// Weight rows per register tile, and the L2 share a block of x rows may fill.
+struct Tile {
+  static constexpr int kWeightRows = 4;
+  static constexpr int64_t kL2Bytes = (int64_t(1) << 20);
+  template <DType D, int MR, int NR>
+  static void run(const float* x, int64_t k, const void* w, int64_t r0, float* y, int64_t y_stride) {
+    tile<D, MR, NR>(x, k, w, r0, y, y_stride);
   }
-}
-
-template <DType D>
-void matmul_rows(const float* x, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end, float* y,
-                 int64_t y_stride) {
-  const int64_t k = w.cols;
-  // Blocks of x rows sized to stay in L2 while the weight rows stream past them.
-  const int64_t x_block = std::max<int64_t>(4, (int64_t(1) << 20) / (k * 4) / 4 * 4);
-  for (int64_t i0 = 0; i0 < m; i0 += x_block) {
-    const int64_t i1 = std::min(m, i0 + x_block);
-    for (int64_t r = row_begin; r < row_end; r += 4) {
-      const int nr = int(std::min<int64_t>(4, row_end - r));
-      int64_t i = i0;
-      for (; i + 4 <= i1; i += 4) tile_rows<D, 4>(x + i * k, k, w.data, r, nr, y + i * y_stride, y_stride);
-      for (; i < i1; ++i) tile_rows<D, 1>(x + i * k, k, w.data, r, nr, y + i * y_stride, y_stride);
-    }
-  }
-}
-
-void matmul_rows_avx512(const float* x, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
-                        float* y, int64_t y_stride) {
-  switch (w.dtype) {
-    case DType::F32: return matmul_rows<DType::F32>(x, m, w, row_begin, row_end, y, y_stride);
-    case DType::F16: return matmul_rows<DType::F16>(x, m, w, row_begin, row_end, y, y_stride);
-    case DType::BF16: return matmul_rows<DType::BF16>(x, m, w, row_begin, row_end, y, y_stride);
-  }
-}
+};
 
 float dot_avx512(const float* a, const float* b, int64_t n) {
   __m512 acc = _mm512_setzero_ps();
@@ -133,7 +109,7 @@ void axpy_avx512(float a, const float* x, float* y, int64_t n) {
 #pragma GCC pop_options
 
 const KernelTable* avx512_kernels() {
-  static const KernelTable table{Isa::Avx512, &matmul_rows_avx512, &dot_avx512, &axpy_avx512};
+  static const KernelTable table{Isa::Avx512, &blocked::matmul_rows_any<Tile>, &dot_avx512, &axpy_avx512};
   static const bool supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                                 __builtin_cpu_supports("avx512vl");
   return supported ? &table : nullptr;
