@@ -1,4 +1,5 @@
-// Element types of stored weights and their conversions to f32.
+// Element types of stored weights: plain floats, and block-quantized types whose blocks are laid out
+// byte for byte as llama.cpp's ggml stores them (so GGUF data is used in place), plus NF4.
 #pragma once
 
 #include <cstddef>
@@ -8,15 +9,60 @@
 
 namespace medlab {
 
-enum class DType : uint8_t { F32, F16, BF16 };
+// Q8_K only ever holds activations (the partner of the K-quants in dot products), never weights.
+// NF4 is bitsandbytes' 4-bit NormalFloat in medlab's block form (see core/quant.h).
+enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q8_K, NF4 };
 
-constexpr size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
+constexpr bool is_quantized(DType t) { return t != DType::F32 && t != DType::F16 && t != DType::BF16; }
+
+// Elements per block (1 for plain types) and bytes per block.
+constexpr int64_t block_elements(DType t) {
+  switch (t) {
+    case DType::F32:
+    case DType::F16:
+    case DType::BF16: return 1;
+    case DType::Q8_0:
+    case DType::Q4_0: return 32;
+    case DType::NF4: return 64;
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+    case DType::Q8_K: return 256;
+  }
+  return 1;
+}
+
+constexpr size_t block_bytes(DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::F16:
+    case DType::BF16: return 2;
+    case DType::Q8_0: return 34;
+    case DType::Q4_0: return 18;
+    case DType::Q4_K: return 144;
+    case DType::Q5_K: return 176;
+    case DType::Q6_K: return 210;
+    case DType::Q8_K: return 292;
+    case DType::NF4: return 36;
+  }
+  return 0;
+}
+
+// Bytes of n consecutive elements; n must be a whole number of blocks (callers validate shapes first).
+constexpr size_t row_bytes(DType t, int64_t n) { return size_t(n / block_elements(t)) * block_bytes(t); }
 
 constexpr std::string_view dtype_name(DType t) {
   switch (t) {
     case DType::F32: return "f32";
     case DType::F16: return "f16";
     case DType::BF16: return "bf16";
+    case DType::Q8_0: return "q8_0";
+    case DType::Q4_0: return "q4_0";
+    case DType::Q4_K: return "q4_k";
+    case DType::Q5_K: return "q5_k";
+    case DType::Q6_K: return "q6_k";
+    case DType::Q8_K: return "q8_k";
+    case DType::NF4: return "nf4";
   }
   return "?";
 }

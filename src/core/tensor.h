@@ -19,7 +19,7 @@ struct TensorView {
     for (int64_t d : shape) n *= d;
     return n;
   }
-  size_t nbytes() const { return size_t(numel()) * dtype_size(dtype); }
+  size_t nbytes() const { return row_bytes(dtype, numel()); }
 };
 
 std::string shape_string(const std::vector<int64_t>& shape);  // "[2560, 10240]"

@@ -53,12 +53,23 @@ class Checkpoint {
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }  // full names
   std::vector<std::string> weight_files() const;  // absolute paths of the shards, in order
 
+  // True when RMSNorm weights are stored as 1 + w (GGUF files); Hugging Face checkpoints store w.
+  // Models read norms through this so both formats give the same scale.
+  bool norms_include_one() const { return norms_include_one_; }
+
+  // Replaces (or adds) the tensor `full_name` by data the checkpoint owns from now on: weights
+  // quantized at load, NF4 blocks joined from their bitsandbytes parts. `view.data` must point into
+  // `storage`.
+  void adopt_tensor(const std::string& full_name, TensorView view, std::vector<uint8_t> storage);
+
  private:
   std::filesystem::path dir_;
   ModelConfig config_;
   TensorLayout layout_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, TensorView> tensors_;
+  std::vector<std::unique_ptr<std::vector<uint8_t>>> owned_;  // adopted tensors' bytes
+  bool norms_include_one_ = false;
 };
 
 // The standard cache folder from the environment, for the CLI to pass to Checkpoint::open.

@@ -108,13 +108,13 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
     for (const json& d : shape_json) {
       if (!d.is_number_unsigned()) bad("shape must hold non-negative integers, found ", compact(shape_json));
       const uint64_t dim = d.get<uint64_t>();
-      // Bounding every product by INT64_MAX keeps numel and numel * dtype_size from wrapping.
+      // Bounding every product by INT64_MAX keeps numel and numel * block_bytes from wrapping.
       if (dim > uint64_t(INT64_MAX) || (dim != 0 && numel > uint64_t(INT64_MAX) / dim))
         bad("shape ", compact(shape_json), " has more elements than can be addressed");
       numel *= dim;
       shape.push_back(int64_t(dim));
     }
-    const size_t elem = dtype_size(*dtype);
+    const size_t elem = block_bytes(*dtype);
     if (numel > uint64_t(INT64_MAX) / elem) bad("shape ", compact(shape_json), " has more bytes than can be addressed");
 
     const json& offsets = entry.at("data_offsets");
@@ -161,7 +161,7 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, const std::vector<
   if (!metadata.empty()) header["__metadata__"] = metadata;
   for (const TensorToWrite& t : tensors) {
     if (t.name == "__metadata__" || header.contains(t.name)) fail(path, ": tensor name '", t.name, "' used twice");
-    uint64_t bytes = dtype_size(t.dtype);
+    uint64_t bytes = block_bytes(t.dtype);
     for (int64_t d : t.shape) {
       if (d < 0) fail(path, ": tensor '", t.name, "' has a negative dimension in ", shape_string(t.shape));
       bytes *= uint64_t(d);

@@ -30,7 +30,7 @@ struct TensorToWrite {
   std::string name;
   DType dtype;
   std::vector<int64_t> shape;
-  const void* data;  // nbytes = numel * dtype_size
+  const void* data;  // nbytes = numel * element size
 };
 
 // Writes a safetensors file tensor by tensor, so a model larger than memory can be written: the header

@@ -200,7 +200,7 @@ void write_random_tensor(SafetensorsWriter& writer, const TensorSpec& spec, cons
   constexpr int64_t kBlock = int64_t(1) << 16;  // elements per random stream
   constexpr int64_t kChunk = kBlock * 128;      // elements per write
   const Init init = init_for(spec, text);
-  const size_t elem = dtype_size(dtype);
+  const size_t elem = block_bytes(dtype);
   std::vector<uint8_t> buffer(size_t(kChunk) * elem);
   const int64_t numel = TensorView{dtype, spec.shape, nullptr}.numel();
   for (int64_t chunk_begin = 0; chunk_begin < numel; chunk_begin += kChunk) {

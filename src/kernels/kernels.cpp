@@ -34,7 +34,8 @@ const KernelTable& kernels_for(const std::string& name) {
   fail("isa: unknown kernel set '", name, "' (expected scalar, avx2 or avx512)");
 }
 
-void matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w, float* y) {
+void matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w, float* y,
+            Precision precision) {
   // Split by output column in multiples of 16 rows of w: each thread reads its own weight rows once.
   pool.parallel_for(
       w.rows, [&](int64_t begin, int64_t end) { k.matmul_rows(x, m, w, begin, end, y, w.rows); }, 16);

@@ -14,7 +14,8 @@
 
 namespace medlab {
 
-// A row-major weight matrix [rows, cols] in its stored dtype, viewed in place.
+// A row-major weight matrix [rows, cols] in its stored dtype, viewed in place; a row of a quantized
+// type is row_bytes(dtype, cols) bytes of blocks.
 struct WeightMatrix {
   DType dtype = DType::F32;
   int64_t rows = 0, cols = 0;
@@ -46,8 +47,15 @@ const KernelTable& best_kernels();
 // The table for a named ISA ("scalar", "avx2", "avx512"), or an error if this CPU cannot run it.
 const KernelTable& kernels_for(const std::string& isa_name);
 
+// How quantized weights meet the f32 activations. Exact: weights widened to f32, f32 products and sums
+// (what the parity tests run). Fast: as llama.cpp does, each activation row is quantized per block
+// (Q8_0, or Q8_K for the K-quants) and blocks multiply in integers. Plain f32/f16/bf16 weights are
+// exact in both modes. Either way an output's bits depend only on its own input row and weight row.
+enum class Precision { Exact, Fast };
+
 // y[m, w.rows] = x[m, w.cols] @ w^T, split over output columns across the pool.
-void matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w, float* y);
+void matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w, float* y,
+            Precision precision = Precision::Exact);
 
 // Gemma's RMSNorm: y = x / sqrt(mean(x^2) + eps) * scale, where scale already holds (1 + w).
 void rms_norm(const float* x, const float* scale, float* y, int64_t n, float eps);

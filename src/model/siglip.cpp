@@ -126,7 +126,7 @@ SiglipVision::SiglipVision(const Checkpoint& checkpoint) {
   const std::string projection_name = "mm_input_projection_weight";
   const TensorView& projection = checkpoint.projector(projection_name);
   check_shape(projection, {d, output_dim_}, projector_prefix + projection_name);
-  const size_t elem = dtype_size(projection.dtype);
+  const size_t elem = block_bytes(projection.dtype);
   const auto* from = static_cast<const uint8_t*>(projection.data);
   projection_t_.resize(size_t(d * output_dim_) * elem);
   for (int64_t i = 0; i < d; ++i)
