@@ -273,6 +273,11 @@ std::vector<std::string> Checkpoint::weight_files() const {
   return paths;
 }
 
+void Checkpoint::adopt_tensor(const std::string& full_name, TensorView view, std::vector<uint8_t> storage) {
+  owned_.push_back(std::make_unique<std::vector<uint8_t>>(std::move(storage)));
+  tensors_[full_name] = std::move(view);
+}
+
 fs::path default_hf_hub_cache() {
   if (const char* hub = std::getenv("HF_HUB_CACHE"); hub && *hub) return hub;
   if (const char* home = std::getenv("HF_HOME"); home && *home) return fs::path(home) / "hub";
