@@ -160,7 +160,7 @@ void run(RunOptions o) {
   const KernelTable& kernels = o.isa.empty() ? best_kernels() : kernels_for(o.isa);
 
   const auto load_start = std::chrono::steady_clock::now();
-  const std::unique_ptr<LoadedModel> model = load_model(o.model, default_hf_hub_cache());
+  const std::unique_ptr<LoadedModel> model = load_model(o.model, {.hf_hub_cache = default_hf_hub_cache()});
   const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count();
   if (model->test_model_note) std::fprintf(stderr, "medlab: note: %s\n", model->test_model_note->c_str());
 

@@ -54,8 +54,8 @@ LoadedModel::LoadedModel(Checkpoint checkpoint_, Tokenizer tokenizer_)
       decoder(checkpoint, tokenizer.size(), checkpoint.config().mm_tokens_per_image),
       vision(checkpoint.config().multimodal() ? std::make_unique<SiglipVision>(checkpoint) : nullptr) {}
 
-std::unique_ptr<LoadedModel> load_model(const std::string& model, const std::optional<std::filesystem::path>& hf_hub_cache) {
-  Checkpoint checkpoint = Checkpoint::open(model, hf_hub_cache);
+std::unique_ptr<LoadedModel> load_model(const std::string& model, const LoadOptions& options) {
+  Checkpoint checkpoint = Checkpoint::open(model, options.hf_hub_cache);
   const auto tokenizer_path = checkpoint.dir() / "tokenizer.json";
   if (!std::filesystem::exists(tokenizer_path)) fail(tokenizer_path.string(), ": missing (the model folder needs its tokenizer)");
   auto loaded = std::make_unique<LoadedModel>(std::move(checkpoint), Tokenizer::load(tokenizer_path.string()));

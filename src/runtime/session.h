@@ -34,8 +34,15 @@ struct LoadedModel {
   std::optional<std::string> test_model_note;  // set when the folder is a medlab random-weight test model
 };
 
-// Opens a folder or a cached Hugging Face id, checks it, maps the weights and loads the tokenizer.
-std::unique_ptr<LoadedModel> load_model(const std::string& model, const std::optional<std::filesystem::path>& hf_hub_cache);
+struct LoadOptions {
+  std::optional<std::filesystem::path> hf_hub_cache;  // where Hugging Face ids are looked up
+  std::optional<std::filesystem::path> mmproj;         // llama.cpp projector file beside a .gguf model
+  std::optional<DType> quantize;                        // quantize the decoder's matrices at load
+};
+
+// Opens a folder, a cached Hugging Face id or a .gguf file, checks it, maps the weights and loads
+// the tokenizer.
+std::unique_ptr<LoadedModel> load_model(const std::string& model, const LoadOptions& options);
 
 struct GenerationSettings {
   int64_t max_new_tokens = 256;

@@ -24,7 +24,7 @@ class TinySession : public ::testing::Test {
     dir_ = std::filesystem::path(MEDLAB_BINARY_DIR) / "test-tmp" / ("session_tiny_" + std::to_string(::getpid()));
     std::filesystem::remove_all(dir_);
     write_test_checkpoint({"tiny", 7, DType::BF16, tokenizer_dir.string()}, dir_.string());
-    model_ = load_model(dir_.string(), std::nullopt).release();
+    model_ = load_model(dir_.string(), {}).release();
   }
   static void TearDownTestSuite() {
     delete model_;
