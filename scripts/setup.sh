@@ -47,6 +47,14 @@ if ! cmp -s tools/reference/package-lock.json "$stamp" 2>/dev/null; then
   (cd tools/reference && npm ci --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error)
   cp tools/reference/package-lock.json "$stamp"
 fi
+# The speed peer of scripts/bench_compare.sh (llama.cpp's prebuilt CPU build through node-llama-cpp), only when
+# asked: MEDLAB_SPEEDPEER=1 scripts/setup.sh. No test needs it.
+stamp=tools/speedpeer/node_modules/.medlab-installed-lock
+if [[ ${MEDLAB_SPEEDPEER:-0} == 1 ]] && ! cmp -s tools/speedpeer/package-lock.json "$stamp" 2>/dev/null; then
+  echo "setup: installing the speed peer (node-llama-cpp)"
+  (cd tools/speedpeer && npm ci --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error)
+  cp tools/speedpeer/package-lock.json "$stamp"
+fi
 
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)

@@ -27,7 +27,10 @@ struct ConvertOptions {
 void run(const ConvertOptions& o) {
   if (o.to != "gguf") fail("convert: --to '", o.to, "' is not supported (supported: gguf)");
   GgufExportOptions options;
-  if (!o.type.empty()) options.type = parse_gguf_type(o.type);
+  if (!o.type.empty()) {
+    options.medium_mix = o.type.ends_with("_m");  // q4_k_m, q5_k_m: llama-quantize's mixes
+    options.type = parse_gguf_type(options.medium_mix ? o.type.substr(0, o.type.size() - 2) : o.type);
+  }
   options.name = o.name;
 
   const auto start = std::chrono::steady_clock::now();
@@ -48,7 +51,11 @@ void run(const ConvertOptions& o) {
               o.out.c_str(), summary.tensors, std::string(gguf_type_name(summary.type)).c_str(),
               double(summary.bytes) / 1e6, static_cast<long long>(summary.vocab), seconds());
   if (o.mmproj.empty()) return;
-  const MmprojExportSummary vision = export_mmproj(checkpoint, o.mmproj, options, progress);
+  // The vision tower's rows (1152) are not whole K-quant blocks; its file keeps f16 below 8 bits.
+  GgufExportOptions vision_options = options;
+  if (options.type && gguf_block_elements(*options.type) > 1 && *options.type != GgufType::Q8_0)
+    vision_options.type = GgufType::F16;
+  const MmprojExportSummary vision = export_mmproj(checkpoint, o.mmproj, vision_options, progress);
   if (tty) std::fprintf(stderr, "\n");
   std::printf("wrote %s: clip (gemma3 projector), %zu tensors, %s weights, %.1f MB of tensor data, %lld tokens per "
               "image, in %.1f s\n",
@@ -69,9 +76,12 @@ void register_convert(CLI::App& app) {
   cmd->add_option("--to", o->to, "Target format: gguf")->required();
   cmd->add_option("model", o->model, "Model folder (Hugging Face layout) or a cached Hugging Face id")->required();
   cmd->add_option("out", o->out, "Output file, e.g. medgemma-4b-it.gguf")->required();
-  cmd->add_option("--type", o->type, "Type of the weight matrices: f32, f16, bf16 or q8_0 (default: the checkpoint's "
-                                     "own, bf16 for MedGemma); norms stay f32")
-      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}));
+  cmd->add_option("--type", o->type,
+                  "Type of the weight matrices: f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k (every matrix that type, as "
+                  "llama-quantize --pure), or q4_k_m, q5_k_m (llama-quantize's Q4_K_M / Q5_K_M mixes). Default: the "
+                  "checkpoint's own, bf16 for MedGemma. Norms stay f32; quantized bytes equal llama-quantize's "
+                  "(no importance matrix); the mmproj is f16 for types below 8 bits")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "q4_k_m", "q5_k_m"}));
   cmd->add_option("--mmproj", o->mmproj, "Also write the vision tower and projector as llama.cpp's mmproj GGUF "
                                          "(multimodal models; embeddings stay f32, the input projection f16)");
   cmd->add_option("--name", o->name, "general.name in the GGUF (default: the model folder's name)");

@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "formats/quantize_weights.h"
 #include "imaging/dicom_series.h"
 #include "runtime/images.h"
 #include "runtime/session.h"
@@ -19,6 +20,8 @@ namespace {
 
 struct RunOptions {
   std::string model;
+  std::string mmproj;  // llama.cpp vision projector beside a .gguf model
+  std::string quant;   // quantize the decoder's matrices at load: q8_0, q4_0, q4_k, q5_k, q6_k, nf4
   std::string prompt;
   std::string system;
   std::string chat_file;
@@ -32,6 +35,7 @@ struct RunOptions {
   int threads = int(std::max(1u, std::thread::hardware_concurrency()));
   int64_t ctx_size = 0;
   std::string isa;
+  std::string precision = "fast";
   bool json = false;
 };
 
@@ -79,13 +83,16 @@ std::vector<EncodedImage> encode_images(const RunOptions& o, const LoadedModel& 
                                         ThreadPool& pool, const KernelTable& kernels) {
   std::vector<EncodedImage> encoded;
   if (o.images.empty()) return encoded;
+  if (!model.vision && model.checkpoint.gguf())
+    fail(model.checkpoint.gguf()->path(), ": --image needs the model's vision projector: pass its mmproj file with --mmproj");
   if (!model.vision) fail(model.checkpoint.dir().string(), ": a text-only model (", model.checkpoint.config().architecture, ") cannot take --image");
   PreprocessOptions preprocess = preprocess_options_for(*model.vision);
   if (o.letterbox) preprocess.fit = Fit::Letterbox;
   for (const std::string& path : o.images) {
     PromptImage image = read_prompt_image(path, o.image_read);
     const std::vector<ModelInput> inputs = preprocess_image(image.rgb, preprocess);
-    encoded.push_back({std::move(image), cache.encode(*model.vision, inputs.front(), pool, kernels)});
+    encoded.push_back({std::move(image), cache.encode(*model.vision, inputs.front(), pool, kernels,
+                                                      o.precision == "exact" ? Precision::Exact : Precision::Fast)});
   }
   return encoded;
 }
@@ -104,7 +111,7 @@ nlohmann::json result_json(const RunOptions& o, const LoadedModel& model, const 
   }
   const SamplerSettings& s = o.generation.sampler;
   nlohmann::json out = {
-      {"model", model.checkpoint.dir().string()},
+      {"model", model.checkpoint.gguf() ? model.checkpoint.gguf()->path() : model.checkpoint.dir().string()},
       {"test_model", model.test_model_note.has_value()},
       {"text", r.text},
       {"stop_reason", r.stop_reason},
@@ -115,6 +122,7 @@ nlohmann::json result_json(const RunOptions& o, const LoadedModel& model, const 
         {"repetition_penalty", s.repetition_penalty}, {"seed", s.seed}}},
       {"threads", threads},
       {"isa", isa_name(kernels.isa)},
+      {"precision", o.precision},
       {"timings",
        {{"load_ms", load_ms},
         {"prefill_ms", r.prefill_ms},
@@ -160,7 +168,11 @@ void run(RunOptions o) {
   const KernelTable& kernels = o.isa.empty() ? best_kernels() : kernels_for(o.isa);
 
   const auto load_start = std::chrono::steady_clock::now();
-  const std::unique_ptr<LoadedModel> model = load_model(o.model, {.hf_hub_cache = default_hf_hub_cache()});
+  LoadOptions load_options;
+  load_options.hf_hub_cache = default_hf_hub_cache();
+  if (!o.mmproj.empty()) load_options.mmproj = o.mmproj;
+  if (!o.quant.empty()) load_options.quantize = parse_weight_quant(o.quant);
+  const std::unique_ptr<LoadedModel> model = load_model(o.model, load_options);
   const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count();
   if (model->test_model_note) std::fprintf(stderr, "medlab: note: %s\n", model->test_model_note->c_str());
 
@@ -185,7 +197,7 @@ void run(RunOptions o) {
     fail("prompt: ", prompt.size(), " tokens do not fit the context of ", n_ctx, " tokens",
          o.ctx_size > 0 ? " (--ctx-size)" : " (the model's max_position_embeddings)");
 
-  Session session(*model, n_ctx, pool, kernels);
+  Session session(*model, n_ctx, pool, kernels, o.precision == "exact" ? Precision::Exact : Precision::Fast);
   GenerationResult result;
   if (o.json) {
     result = session.generate(prompt, o.generation, {}, placed);
@@ -216,7 +228,13 @@ void run(RunOptions o) {
 void register_run(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   CLI::App* cmd = app.add_subcommand("run", "Answer a prompt with a model, streaming the text as it is generated.");
-  cmd->add_option("-m,--model", o->model, "Model folder (Hugging Face layout) or a cached Hugging Face id")->required();
+  cmd->add_option("-m,--model", o->model, "Model folder (Hugging Face layout), a cached Hugging Face id, or a llama.cpp "
+                  "gemma3 .gguf file")->required();
+  cmd->add_option("--mmproj", o->mmproj, "With a .gguf model: its llama.cpp vision projector (mmproj .gguf), for --image")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--quant", o->quant, "Quantize the decoder's matrices and embedding at load (f32/f16/bf16 checkpoints): "
+                                       "q8_0, q4_0, q4_k, q5_k, q6_k (llama.cpp's blocks, bytes as llama-quantize) or nf4")
+      ->check(CLI::IsMember({"q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "nf4"}));
   cmd->add_option("-p,--prompt", o->prompt, "The user's message (put in the Gemma 3 chat template)");
   cmd->add_option("--system", o->system, "System prompt (folded into the first user turn, as Gemma 3 does)");
   cmd->add_option("--chat", o->chat_file, "JSON file with a conversation: [{\"role\": \"user\"|\"assistant\"|\"system\", \"content\": ...}]");
@@ -246,6 +264,9 @@ void register_run(CLI::App& app) {
   cmd->add_option("-t,--threads", o->threads, "Threads")->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_option("-c,--ctx-size", o->ctx_size, "Context length in tokens (default: prompt + max-new-tokens)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--isa", o->isa, "Force a kernel set: scalar or avx512 (default: the best this CPU runs)");
+  cmd->add_option("--precision", o->precision, "Quantized weights: exact (dequantized to f32, as the parity tests run) or "
+                  "fast (int8 activations, as llama.cpp; plain weights are exact either way)")
+      ->capture_default_str()->check(CLI::IsMember({"exact", "fast"}));
   cmd->add_flag("--json", o->json, "Print one JSON object: text, token ids, timings (and log-probs)");
   cmd->add_option("--logprobs", o->generation.logprobs, "With --json: the top-K log-probabilities at each step")->check(CLI::Range(0, 100));
   cmd->callback([o, window] {

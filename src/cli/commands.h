@@ -10,5 +10,6 @@ void register_tokenize(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_make_test_model(CLI::App& app);
 void register_dicom(CLI::App& app);
+void register_bench(CLI::App& app);
 
 }  // namespace medlab::cli

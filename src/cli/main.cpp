@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   medlab::cli::register_convert(app);
   medlab::cli::register_make_test_model(app);
   medlab::cli::register_dicom(app);
+  medlab::cli::register_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

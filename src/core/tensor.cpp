@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "core/quant.h"
+
 namespace medlab {
 
 std::string shape_string(const std::vector<int64_t>& shape) {
@@ -30,6 +32,18 @@ float element_f32(const TensorView& t, int64_t i) {
       uint16_t h;
       std::memcpy(&h, bytes + 2 * i, 2);
       return bf16_to_f32(h);
+    }
+    case DType::Q8_0:
+    case DType::Q4_0:
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+    case DType::Q8_K:
+    case DType::NF4: {  // dequantize the block that holds element i
+      const int64_t per_block = block_elements(t.dtype);
+      float block[256];
+      dequantize_row(t.dtype, bytes + size_t(i / per_block) * block_bytes(t.dtype), block, per_block);
+      return block[i % per_block];
     }
   }
   return 0.0f;

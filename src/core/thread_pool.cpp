@@ -12,13 +12,30 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads) {
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  start_.notify_all();
+  stopping_.store(true);
+  generation_.fetch_add(1, std::memory_order_release);
+  generation_.notify_all();
   for (auto& w : workers_) w.join();
 }
+
+namespace {
+
+// Waits until value != seen: spins a while with the CPU's pause hint, then sleeps until notified.
+template <class T>
+T wait_for_change(const std::atomic<T>& value, T seen) {
+  for (int spin = 0; spin < 4096; ++spin) {
+    const T now = value.load(std::memory_order_acquire);
+    if (now != seen) return now;
+    __builtin_ia32_pause();
+  }
+  for (;;) {
+    value.wait(seen, std::memory_order_acquire);
+    const T now = value.load(std::memory_order_acquire);
+    if (now != seen) return now;
+  }
+}
+
+}  // namespace
 
 void ThreadPool::slice(int thread, int64_t& begin, int64_t& end) const {
   const int64_t units = (n_ + grain_ - 1) / grain_;
@@ -35,36 +52,28 @@ void ThreadPool::run(int64_t n, int64_t grain, Trampoline trampoline, void* fn) 
     trampoline(fn, 0, n);
     return;
   }
-  {
-    std::lock_guard lock(mutex_);
-    n_ = n;
-    grain_ = std::max<int64_t>(grain, 1);
-    trampoline_ = trampoline;
-    fn_ = fn;
-    pending_ = n_threads_ - 1;
-    ++generation_;
-  }
-  start_.notify_all();
+  n_ = n;
+  grain_ = std::max<int64_t>(grain, 1);
+  trampoline_ = trampoline;
+  fn_ = fn;
+  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
+  generation_.notify_all();
   int64_t begin, end;
   slice(0, begin, end);
   if (begin < end) trampoline(fn, begin, end);
-  std::unique_lock lock(mutex_);
-  done_.wait(lock, [this] { return pending_ == 0; });
+  while (const int left = pending_.load(std::memory_order_acquire)) wait_for_change(pending_, left);
 }
 
 void ThreadPool::worker(int thread) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
-    std::unique_lock lock(mutex_);
-    start_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-    if (stopping_) return;
-    seen = generation_;
+    seen = wait_for_change(generation_, seen);
+    if (stopping_.load()) return;
     int64_t begin, end;
     slice(thread, begin, end);
-    lock.unlock();
     if (begin < end) trampoline_(fn_, begin, end);
-    lock.lock();
-    if (--pending_ == 0) done_.notify_one();
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
   }
 }
 

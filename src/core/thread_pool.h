@@ -3,9 +3,8 @@
 // reduces within a slice gives the same bits on every run.
 #pragma once
 
-#include <condition_variable>
+#include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -39,12 +38,13 @@ class ThreadPool {
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  std::mutex mutex_;
-  std::condition_variable start_, done_;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stopping_ = false;
-  // The job in flight.
+  // Hand-off without locks: a job is published by bumping generation_, and pending_ counts the workers
+  // still on it. Waiters spin briefly (decode issues hundreds of small jobs per token), then sleep in
+  // the kernel on the atomic (a futex on Linux).
+  std::atomic<uint32_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stopping_{false};
+  // The job in flight, written before generation_ is bumped.
   int64_t n_ = 0, grain_ = 1;
   Trampoline trampoline_ = nullptr;
   void* fn_ = nullptr;

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "formats/bnb_nf4.h"
 
 namespace fs = std::filesystem;
 
@@ -168,7 +169,10 @@ std::string full_name(const TensorLayout& layout, const TensorSpec& spec) {
 
 TensorLayout published_layout(const ModelConfig& config) { return config.multimodal() ? kLayoutHf450 : kLayoutText; }
 
-Checkpoint Checkpoint::open(const std::string& model, const std::optional<fs::path>& hf_hub_cache) {
+Checkpoint Checkpoint::open(const std::string& model, const std::optional<fs::path>& hf_hub_cache,
+                            const std::optional<fs::path>& mmproj) {
+  if (model.ends_with(".gguf")) return open_gguf(model, mmproj);
+  if (mmproj) fail(mmproj->string(), ": an mmproj file goes with a .gguf model, not with ", model);
   Checkpoint ck;
   ck.dir_ = resolve_model_dir(model, hf_hub_cache);
   const fs::path config_path = ck.dir_ / "config.json";
@@ -179,9 +183,11 @@ Checkpoint Checkpoint::open(const std::string& model, const std::optional<fs::pa
   // Weights: one model.safetensors (transformers' first choice), else an index naming the shards.
   const fs::path single = ck.dir_ / "model.safetensors";
   const fs::path index_path = ck.dir_ / "model.safetensors.index.json";
+  std::map<std::string, ByteTensor> byte_tensors;  // bitsandbytes' 4-bit parts
   if (fs::exists(single, ec)) {
     ck.files_.push_back(std::make_unique<SafetensorsFile>(single.string()));
     ck.tensors_ = ck.files_.back()->tensors();
+    byte_tensors = ck.files_.back()->byte_tensors();
   } else if (fs::exists(index_path, ec)) {
     const std::string where = index_path.string();
     const nlohmann::json index = read_json(index_path);
@@ -204,17 +210,25 @@ Checkpoint Checkpoint::open(const std::string& model, const std::optional<fs::pa
       ck.files_.push_back(std::make_unique<SafetensorsFile>(shard_path.string()));
       const SafetensorsFile& file = *ck.files_.back();
       for (const std::string& name : names)
-        if (!file.tensors().count(name))
+        if (!file.tensors().count(name) && !file.byte_tensors().count(name))
           fail(file.path(), ": has no tensor '", name, "', which ", where, " places in it");
       for (const auto& [name, view] : file.tensors()) {
         if (!names.count(name))
           fail(file.path(), ": holds tensor '", name, "', which ", where, " does not place in it");
         ck.tensors_.emplace(name, view);
       }
+      for (const auto& [name, bytes] : file.byte_tensors()) {
+        if (!names.count(name))
+          fail(file.path(), ": holds tensor '", name, "', which ", where, " does not place in it");
+        byte_tensors.emplace(name, bytes);
+      }
     }
   } else {
     fail(ck.dir_.string(), ": no weights: looked for model.safetensors and model.safetensors.index.json");
   }
+
+  for (JoinedTensor& joined : join_bnb_nf4(ck.tensors_, byte_tensors, config_path))
+    ck.adopt_tensor(joined.name, std::move(joined.view), std::move(joined.storage));
 
   ck.layout_ = detect_layout(ck.tensors_, ck.config_, ck.dir_);
 
@@ -270,6 +284,7 @@ const TensorView& Checkpoint::projector(const std::string& name) const {
 std::vector<std::string> Checkpoint::weight_files() const {
   std::vector<std::string> paths;
   for (const auto& file : files_) paths.push_back(file->path());
+  for (const auto& file : gguf_) paths.push_back(file->path());
   return paths;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "formats/gguf_reader.h"
 #include "formats/model_config.h"
 #include "formats/safetensors.h"
 
@@ -40,7 +41,10 @@ class Checkpoint {
  public:
   // `model` is a folder, or a Hugging Face id ("google/medgemma-4b-it") looked up in `hf_hub_cache`
   // (the caller resolves HF_HOME / HF_HUB_CACHE / ~/.cache/huggingface/hub). Never downloads.
-  static Checkpoint open(const std::string& model, const std::optional<std::filesystem::path>& hf_hub_cache = {});
+  // A path ending in .gguf is a llama.cpp "gemma3" file instead, with `mmproj` its vision projector
+  // (gguf_checkpoint.cpp); its tensors get the names and shapes of the published HF layout.
+  static Checkpoint open(const std::string& model, const std::optional<std::filesystem::path>& hf_hub_cache = {},
+                         const std::optional<std::filesystem::path>& mmproj = {});
 
   const ModelConfig& config() const { return config_; }
   const std::filesystem::path& dir() const { return dir_; }
@@ -51,7 +55,8 @@ class Checkpoint {
   const TensorView& vision(const std::string& name) const;
   const TensorView& projector(const std::string& name) const;
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }  // full names
-  std::vector<std::string> weight_files() const;  // absolute paths of the shards, in order
+  std::vector<std::string> weight_files() const;  // absolute paths of the shards (or GGUF files), in order
+  const GgufFile* gguf() const { return gguf_.empty() ? nullptr : gguf_.front().get(); }  // the text GGUF, if any
 
   // True when RMSNorm weights are stored as 1 + w (GGUF files); Hugging Face checkpoints store w.
   // Models read norms through this so both formats give the same scale.
@@ -63,10 +68,13 @@ class Checkpoint {
   void adopt_tensor(const std::string& full_name, TensorView view, std::vector<uint8_t> storage);
 
  private:
+  static Checkpoint open_gguf(const std::filesystem::path& model, const std::optional<std::filesystem::path>& mmproj);
+
   std::filesystem::path dir_;
   ModelConfig config_;
   TensorLayout layout_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::vector<std::unique_ptr<GgufFile>> gguf_;  // the model, then the mmproj
   std::map<std::string, TensorView> tensors_;
   std::vector<std::unique_ptr<std::vector<uint8_t>>> owned_;  // adopted tensors' bytes
   bool norms_include_one_ = false;

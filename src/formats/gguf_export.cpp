@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -12,6 +13,8 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/quant.h"
+#include "formats/gguf_names.h"
 
 namespace medlab {
 namespace {
@@ -184,78 +187,41 @@ GgufVocab gguf_vocab_from_tokenizer(const fs::path& dir, int64_t max_vocab) {
 
 namespace {
 
-std::vector<GgufPlannedTensor> plan_tensors(const Checkpoint& ck, GgufType matrix_type, int64_t n_vocab) {
+std::vector<GgufPlannedTensor> plan_tensors(const Checkpoint& ck, GgufType matrix_type, bool medium_mix,
+                                            int64_t n_vocab) {
   std::vector<GgufPlannedTensor> plan;
-  const auto add = [&](std::string gguf_name, const std::string& hf_name) {
-    TensorView view = ck.text(hf_name);
-    if (hf_name == "embed_tokens.weight") view.shape[0] = n_vocab;  // the leading rows: those with tokens
-    // Gemma's RMSNorm scales by 1 + w; llama.cpp's by its weight, so 1 is added here.
-    const float shift = hf_name.ends_with("norm.weight") ? 1.0f : 0.0f;
+  const int64_t n_layers = ck.config().text.num_hidden_layers;
+  for (const GgufTensorName& n : gguf_text_names(ck.config().text)) {
+    TensorView view = ck.text(n.hf);
+    if (n.hf == "embed_tokens.weight") view.shape[0] = n_vocab;  // the leading rows: those with tokens
+    // Gemma's RMSNorm scales by 1 + w; llama.cpp's by its weight, so 1 is added (unless already there).
+    const float shift = n.gemma_norm && !ck.norms_include_one() ? 1.0f : 0.0f;
     std::vector<int64_t> ne(view.shape.rbegin(), view.shape.rend());  // GGUF lists the row length first
     // llama.cpp keeps 1-D tensors in f32, as its converter writes them.
-    const GgufType type = ne.size() == 1 ? GgufType::F32 : matrix_type;
-    plan.push_back({std::move(gguf_name), view, ck.layout().text + hf_name, shift, type, std::move(ne)});
-  };
-  add("token_embd.weight", "embed_tokens.weight");
-  static const std::pair<const char*, const char*> kLayerTensors[] = {
-      {"attn_norm", "input_layernorm"},           {"attn_q", "self_attn.q_proj"},
-      {"attn_k", "self_attn.k_proj"},             {"attn_v", "self_attn.v_proj"},
-      {"attn_output", "self_attn.o_proj"},        {"attn_q_norm", "self_attn.q_norm"},
-      {"attn_k_norm", "self_attn.k_norm"},        {"post_attention_norm", "post_attention_layernorm"},
-      {"ffn_norm", "pre_feedforward_layernorm"},  {"ffn_gate", "mlp.gate_proj"},
-      {"ffn_up", "mlp.up_proj"},                  {"ffn_down", "mlp.down_proj"},
-      {"post_ffw_norm", "post_feedforward_layernorm"},
-  };
-  for (int64_t i = 0; i < ck.config().text.num_hidden_layers; ++i) {
-    const std::string blk = "blk." + std::to_string(i) + ".", layer = "layers." + std::to_string(i) + ".";
-    for (const auto& [gguf, hf] : kLayerTensors) add(blk + gguf + ".weight", layer + hf + ".weight");
+    const GgufType type = ne.size() == 1 ? GgufType::F32 : gguf_matrix_type(n.gguf, ne[0], n_layers, matrix_type, medium_mix);
+    plan.push_back({n.gguf, view, ck.layout().text + n.hf, shift, type, std::move(ne)});
   }
-  add("output_norm.weight", "norm.weight");
   return plan;
 }
 
+// `start` and `count` are whole rows, so whole blocks of a quantized source.
 void to_f32(const TensorView& t, int64_t start, int64_t count, float* out) {
-  const auto* bytes = static_cast<const uint8_t*>(t.data);
-  switch (t.dtype) {
-    case DType::F32: std::memcpy(out, bytes + 4 * start, size_t(count) * 4); return;
-    case DType::F16:
-    case DType::BF16: {
-      const auto* h = reinterpret_cast<const uint16_t*>(bytes) + start;
-      for (int64_t i = 0; i < count; ++i) out[i] = t.dtype == DType::F16 ? f16_to_f32(h[i]) : bf16_to_f32(h[i]);
-      return;
-    }
-  }
+  dequantize_row(t.dtype, static_cast<const uint8_t*>(t.data) + row_bytes(t.dtype, start), out, count);
 }
 
 // Encodes n floats as `type` into `out` (resized). n is a whole number of rows.
 void encode(GgufType type, const float* x, int64_t n, std::vector<uint8_t>& out, const std::string& name) {
-  switch (type) {
-    case GgufType::F32:
-      out.resize(size_t(n) * 4);
-      std::memcpy(out.data(), x, out.size());
-      return;
-    case GgufType::F16:
-    case GgufType::BF16: {
-      out.resize(size_t(n) * 2);
-      auto* h = reinterpret_cast<uint16_t*>(out.data());
-      for (int64_t i = 0; i < n; ++i) {
-        h[i] = type == GgufType::F16 ? f32_to_f16(x[i]) : f32_to_bf16(x[i]);
-        if (type == GgufType::F16 && (h[i] & 0x7c00u) == 0x7c00u && std::isfinite(x[i]))
-          fail("tensor '", name, "': value ", x[i], " overflows f16; convert with --type bf16 or f32");
-      }
-      return;
-    }
-    case GgufType::Q8_0:
-      out.resize(size_t(n / kQ8Block) * kQ8BlockBytes);
-      quantize_q8_0(x, n, out.data());
-      return;
+  out.resize(size_t(n / gguf_block_elements(type)) * gguf_block_bytes(type));
+  gguf_encode_row(type, x, n, out.data());
+  if (type == GgufType::F16) {
+    const auto* h = reinterpret_cast<const uint16_t*>(out.data());
+    for (int64_t i = 0; i < n; ++i)
+      if ((h[i] & 0x7c00u) == 0x7c00u && std::isfinite(x[i]))
+        fail("tensor '", name, "': value ", x[i], " overflows f16; convert with --type bf16 or f32");
   }
 }
 
-bool same_storage(DType d, GgufType t) {
-  return (d == DType::F32 && t == GgufType::F32) || (d == DType::F16 && t == GgufType::F16) ||
-         (d == DType::BF16 && t == GgufType::BF16);
-}
+bool same_storage(DType d, GgufType t) { return d != DType::NF4 && d != DType::Q8_K && gguf_type_of(d) == t; }
 
 void write_tensor(GgufWriter& w, const GgufPlannedTensor& p) {
   const TensorView& t = p.source;
@@ -289,11 +255,17 @@ void write_gguf_tensors(GgufWriter& w, const std::vector<GgufPlannedTensor>& pla
   }
 }
 
-uint32_t gguf_file_type(GgufType t) {  // llama_ftype
+uint32_t gguf_file_type(GgufType t, bool medium_mix) {  // llama_ftype; a pure K type counts as its _S mix
   switch (t) {
     case GgufType::F32: return 0;
     case GgufType::F16: return 1;
+    case GgufType::Q4_0: return 2;
     case GgufType::Q8_0: return 7;
+    case GgufType::Q5_0: return 8;
+    case GgufType::Q5_1: return 9;
+    case GgufType::Q4_K: return medium_mix ? 15 : 14;
+    case GgufType::Q5_K: return medium_mix ? 17 : 16;
+    case GgufType::Q6_K: return 18;
     case GgufType::BF16: return 32;
   }
   return 0;
@@ -304,8 +276,46 @@ GgufType gguf_type_of(DType d) {
     case DType::F32: return GgufType::F32;
     case DType::F16: return GgufType::F16;
     case DType::BF16: return GgufType::BF16;
+    case DType::Q8_0: return GgufType::Q8_0;
+    case DType::Q4_0: return GgufType::Q4_0;
+    case DType::Q4_K: return GgufType::Q4_K;
+    case DType::Q5_K: return GgufType::Q5_K;
+    case DType::Q6_K: return GgufType::Q6_K;
+    case DType::Q8_K:
+    case DType::NF4: break;
   }
-  return GgufType::BF16;
+  fail("GGUF has no type for ", dtype_name(d), " weights; choose one with --type");
+}
+
+GgufType gguf_matrix_type(const std::string& gguf_name, int64_t row_length, int64_t n_layers, GgufType base,
+                          bool medium_mix) {
+  if (gguf_block_elements(base) == 1) return base;
+  GgufType type = base;
+  if (medium_mix) {
+    // llama-quantize gives every layer in the first and last eighth, and every third one between, more bits.
+    const auto more_bits = [n_layers](int64_t i) {
+      return i < n_layers / 8 || i >= 7 * n_layers / 8 || (i - n_layers / 8) % 3 == 2;
+    };
+    int64_t layer = -1;
+    if (gguf_name.starts_with("blk.")) std::from_chars(gguf_name.data() + 4, gguf_name.data() + gguf_name.size(), layer);
+    if (gguf_name == "token_embd.weight") {  // tied to the output, so quantized as llama.cpp's output.weight
+      type = row_length % gguf_block_elements(base) != 0 ? GgufType::Q8_0 : GgufType::Q6_K;
+    } else if ((gguf_name.ends_with(".attn_v.weight") || gguf_name.ends_with(".ffn_down.weight")) && more_bits(layer)) {
+      type = GgufType::Q6_K;
+    }
+  }
+  if (row_length % gguf_block_elements(type) == 0) return type;
+  // llama-quantize's fallbacks for rows that are not whole blocks, then f16 when those do not fit either.
+  GgufType fallback;
+  switch (type) {
+    case GgufType::Q4_K: fallback = GgufType::Q5_0; break;
+    case GgufType::Q5_K: fallback = GgufType::Q5_1; break;
+    case GgufType::Q6_K: fallback = GgufType::Q8_0; break;
+    default:
+      fail("GGUF tensor '", gguf_name, "': row length ", row_length, " is not a multiple of ",
+           gguf_block_elements(type), ", so it cannot be stored as ", gguf_type_name(type));
+  }
+  return row_length % gguf_block_elements(fallback) == 0 ? fallback : GgufType::F16;
 }
 
 namespace {
@@ -341,7 +351,7 @@ void add_model_metadata(GgufWriter& w, const Checkpoint& ck, const GgufExportOpt
   const std::string name = options.name.empty() ? ck.dir().filename().string() : options.name;
   w.add_string("general.architecture", "gemma3");
   w.add_string("general.name", name);
-  w.add_u32("general.file_type", gguf_file_type(type));
+  w.add_u32("general.file_type", gguf_file_type(type, options.medium_mix));
   w.add_u32("general.alignment", GgufWriter::kAlignment);
   w.add_u32("gemma3.context_length", uint32_t(t.max_position_embeddings));
   w.add_u32("gemma3.embedding_length", uint32_t(t.hidden_size));
@@ -388,7 +398,9 @@ GgufExportSummary export_gguf(const Checkpoint& ck, const std::string& out_path,
   const TensorView& embed = ck.text("embed_tokens.weight");
   const GgufType type = options.type.value_or(gguf_type_of(embed.dtype));
   const GgufVocab vocab = gguf_vocab_from_tokenizer(ck.dir(), embed.shape[0]);
-  const std::vector<GgufPlannedTensor> plan = plan_tensors(ck, type, int64_t(vocab.tokens.size()));
+  if (options.medium_mix && type != GgufType::Q4_K && type != GgufType::Q5_K)
+    fail("the _m mix exists for q4_k and q5_k, not ", gguf_type_name(type));
+  const std::vector<GgufPlannedTensor> plan = plan_tensors(ck, type, options.medium_mix, int64_t(vocab.tokens.size()));
 
   GgufWriter w(out_path);
   add_model_metadata(w, ck, options, type);

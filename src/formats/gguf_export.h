@@ -43,6 +43,9 @@ GgufVocab gguf_vocab_from_tokenizer(const std::filesystem::path& dir, int64_t ma
 struct GgufExportOptions {
   std::optional<GgufType> type;  // of the 2-D weights; unset: the checkpoint's own (bf16 for MedGemma)
   std::string name;              // general.name; empty: the model folder's name
+  // With type q4_k or q5_k: llama-quantize's Q4_K_M / Q5_K_M mix (see gguf_matrix_type). Without it a
+  // quantized type applies to every matrix, as `llama-quantize --pure` does.
+  bool medium_mix = false;
 };
 
 struct GgufExportSummary {
@@ -69,8 +72,16 @@ struct GgufPlannedTensor {
 
 // Declares the tensors, then streams each one's data (after the caller's metadata).
 void write_gguf_tensors(GgufWriter& w, const std::vector<GgufPlannedTensor>& plan, const GgufProgress& progress);
-uint32_t gguf_file_type(GgufType type);  // llama_ftype, for general.file_type
-GgufType gguf_type_of(DType dtype);      // the GGUF type that stores a dtype unchanged
+uint32_t gguf_file_type(GgufType type, bool medium_mix = false);  // llama_ftype, for general.file_type
+GgufType gguf_type_of(DType dtype);  // the GGUF type that stores a dtype unchanged; throws for nf4 and q8_k
+
+// The type of the text matrix `gguf_name` (row length first in ne) when `base` is asked for, as
+// llama-quantize chooses it for Gemma 3 without an importance matrix. With medium_mix (Q4_K_M, Q5_K_M):
+// token_embd, which is also the output, q6_k; attn_v and ffn_down q6_k in the first and last eighth of
+// the layers and every third layer between. Then, for rows that are not whole blocks, llama-quantize's
+// fallbacks: q4_k -> q5_0, q5_k -> q5_1, q6_k -> q8_0, and f16 if those do not fit either.
+GgufType gguf_matrix_type(const std::string& gguf_name, int64_t row_length, int64_t n_layers, GgufType base,
+                          bool medium_mix);
 
 // Writes `out_path`. Throws Error naming the key, tensor or file when the model cannot be expressed
 // in llama.cpp's gemma3 layout (e.g. a query scale llama.cpp would not apply).

@@ -6,9 +6,11 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/quant.h"
 
 namespace medlab {
 namespace {
@@ -26,34 +28,95 @@ constexpr uint64_t kMaxName = 63;  // ggml keeps tensor names in 64-byte buffers
 
 uint64_t align_up(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 
+// The medlab dtype whose blocks are this GGUF type's, for all but Q5_0 and Q5_1.
+std::optional<DType> dtype_of(GgufType type) {
+  switch (type) {
+    case GgufType::F32: return DType::F32;
+    case GgufType::F16: return DType::F16;
+    case GgufType::BF16: return DType::BF16;
+    case GgufType::Q8_0: return DType::Q8_0;
+    case GgufType::Q4_0: return DType::Q4_0;
+    case GgufType::Q4_K: return DType::Q4_K;
+    case GgufType::Q5_K: return DType::Q5_K;
+    case GgufType::Q6_K: return DType::Q6_K;
+    case GgufType::Q5_0:
+    case GgufType::Q5_1: return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+// llama.cpp's Q5_0 and Q5_1 reference quantizers: 32 values as 5-bit codes (low nibbles in qs, fifth
+// bits in qh), Q5_0 symmetric around code 16 with d = the signed extreme / -16, Q5_1 from the minimum
+// with d = range / 31.
+void encode_q5(bool with_min, const float* x, int64_t n, uint8_t* out) {
+  for (int64_t b = 0; b < n / 32; ++b, x += 32) {
+    float d, min = 0;
+    if (with_min) {
+      min = x[0];
+      float max = x[0];
+      for (int j = 1; j < 32; ++j) min = std::min(min, x[j]), max = std::max(max, x[j]);
+      d = (max - min) / 31;
+    } else {
+      float amax = 0, max = 0;
+      for (int j = 0; j < 32; ++j)
+        if (amax < std::fabs(x[j])) amax = std::fabs(x[j]), max = x[j];
+      d = max / -16;
+    }
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    const auto code = [&](float v) {
+      return with_min ? int(uint8_t(int((v - min) * id + 0.5f))) : std::min(31, int(int8_t(int(v * id + 16.5f))));
+    };
+    const uint16_t d16 = f32_to_f16(d), m16 = f32_to_f16(min);
+    std::memcpy(out, &d16, 2);
+    out += 2;
+    if (with_min) std::memcpy(out, &m16, 2), out += 2;
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; ++j) {
+      const int q0 = code(x[j]), q1 = code(x[j + 16]);
+      out[4 + j] = uint8_t((q0 & 0xF) | ((q1 & 0xF) << 4));
+      qh |= uint32_t((q0 & 0x10) >> 4) << j;
+      qh |= uint32_t((q1 & 0x10) >> 4) << (j + 16);
+    }
+    std::memcpy(out, &qh, 4);
+    out += 20;
+  }
+}
+
 }  // namespace
 
 std::string_view gguf_type_name(GgufType type) {
   switch (type) {
-    case GgufType::F32: return "f32";
-    case GgufType::F16: return "f16";
-    case GgufType::Q8_0: return "q8_0";
-    case GgufType::BF16: return "bf16";
+    case GgufType::Q5_0: return "q5_0";
+    case GgufType::Q5_1: return "q5_1";
+    default: return dtype_name(*dtype_of(type));
   }
-  return "?";
 }
 
 GgufType parse_gguf_type(std::string_view name) {
-  for (GgufType t : {GgufType::F32, GgufType::F16, GgufType::BF16, GgufType::Q8_0})
+  static constexpr GgufType kChoices[] = {GgufType::F32,  GgufType::F16,  GgufType::BF16, GgufType::Q8_0,
+                                          GgufType::Q4_0, GgufType::Q4_K, GgufType::Q5_K, GgufType::Q6_K};
+  std::string known;
+  for (GgufType t : kChoices) {
     if (gguf_type_name(t) == name) return t;
-  fail("GGUF tensor type '", name, "' is not one of f32, f16, bf16, q8_0");
+    known += (known.empty() ? "" : ", ") + std::string(gguf_type_name(t));
+  }
+  fail("GGUF tensor type '", name, "' is not one of ", known);
 }
 
-void quantize_q8_0(const float* x, int64_t n, uint8_t* out) {
-  for (int64_t b = 0; b < n / kQ8Block; ++b, x += kQ8Block, out += kQ8BlockBytes) {
-    float amax = 0;
-    for (int64_t j = 0; j < kQ8Block; ++j) amax = std::max(amax, std::fabs(x[j]));
-    const float d = amax / 127;
-    const float id = d != 0 ? 1 / d : 0;
-    const uint16_t d16 = f32_to_f16(d);
-    std::memcpy(out, &d16, 2);
-    for (int64_t j = 0; j < kQ8Block; ++j) out[2 + j] = uint8_t(int8_t(std::round(x[j] * id)));
-  }
+int64_t gguf_block_elements(GgufType type) {
+  if (type == GgufType::Q5_0 || type == GgufType::Q5_1) return 32;
+  return block_elements(*dtype_of(type));
+}
+
+size_t gguf_block_bytes(GgufType type) {
+  if (type == GgufType::Q5_0) return 22;
+  if (type == GgufType::Q5_1) return 24;
+  return block_bytes(*dtype_of(type));
+}
+
+void gguf_encode_row(GgufType type, const float* x, int64_t n, uint8_t* out) {
+  if (const std::optional<DType> dtype = dtype_of(type)) return quantize_row(*dtype, x, out, n);
+  encode_q5(type == GgufType::Q5_1, x, n, out);
 }
 
 uint64_t gguf_tensor_bytes(GgufType type, const std::vector<int64_t>& ne, const std::string& name) {
@@ -62,17 +125,11 @@ uint64_t gguf_tensor_bytes(GgufType type, const std::vector<int64_t>& ne, const 
   for (size_t i = 1; i < ne.size(); ++i) rows *= uint64_t(ne[i]);
   for (int64_t d : ne)
     if (d <= 0) fail("GGUF tensor '", name, "': dimension ", d, " is not positive");
-  switch (type) {
-    case GgufType::F32: return rows * uint64_t(ne[0]) * 4;
-    case GgufType::F16:
-    case GgufType::BF16: return rows * uint64_t(ne[0]) * 2;
-    case GgufType::Q8_0:
-      if (ne[0] % kQ8Block != 0)
-        fail("GGUF tensor '", name, "': row length ", ne[0], " is not a multiple of ", kQ8Block,
-             ", so it cannot be stored as q8_0");
-      return rows * uint64_t(ne[0] / kQ8Block) * kQ8BlockBytes;
-  }
-  fail("GGUF tensor '", name, "': unknown type ", uint32_t(type));
+  const int64_t block = gguf_block_elements(type);
+  if (ne[0] % block != 0)
+    fail("GGUF tensor '", name, "': row length ", ne[0], " is not a multiple of ", block, ", so it cannot be stored as ",
+         gguf_type_name(type));
+  return rows * uint64_t(ne[0] / block) * gguf_block_bytes(type);
 }
 
 GgufWriter::GgufWriter(std::string path) : path_(std::move(path)), tmp_path_(path_ + ".partial") {}

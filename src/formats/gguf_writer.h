@@ -13,17 +13,27 @@
 
 namespace medlab {
 
-// ggml's element types that medlab writes, with ggml's numeric codes.
-enum class GgufType : uint32_t { F32 = 0, F16 = 1, Q8_0 = 8, BF16 = 30 };
+// ggml's element types that medlab writes, with ggml's numeric codes. Q5_0 and Q5_1 appear only where
+// llama-quantize's rules fall back to them (rows that are not whole 256-value K-quant blocks); medlab
+// writes them for llama.cpp but does not read them.
+enum class GgufType : uint32_t {
+  F32 = 0, F16 = 1, Q4_0 = 2, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30
+};
 
-std::string_view gguf_type_name(GgufType type);  // "f32", "f16", "q8_0", "bf16"
-GgufType parse_gguf_type(std::string_view name);  // the inverse; throws Error listing the choices
+std::string_view gguf_type_name(GgufType type);  // "f32", "q4_k", ...
+// The inverse, for the types a user may ask for (all but q5_0 and q5_1); throws Error listing them.
+GgufType parse_gguf_type(std::string_view name);
 
-// Q8_0 stores blocks of 32 values as an f16 scale d = max|x| / 127 followed by 32 int8 round(x / d).
+int64_t gguf_block_elements(GgufType type);  // 1 for f32/f16/bf16
+size_t gguf_block_bytes(GgufType type);
+
+// Q8_0: blocks of 32 values, an f16 scale and 32 int8s.
 inline constexpr int64_t kQ8Block = 32;
 inline constexpr size_t kQ8BlockBytes = 2 + kQ8Block;
-// Quantizes n values (n a multiple of 32) into n / 32 blocks at `out`, as ggml's reference code does.
-void quantize_q8_0(const float* x, int64_t n, uint8_t* out);
+
+// Encodes n values (a whole number of blocks) as `type` at `out`, byte for byte as llama.cpp's reference
+// quantizers do (what llama-quantize runs without an importance matrix).
+void gguf_encode_row(GgufType type, const float* x, int64_t n, uint8_t* out);
 
 // Bytes of a tensor of `type` with dimensions `ne`, innermost (row length) first as GGUF lists them.
 // Throws Error naming `name` if the row length is not a whole number of blocks.

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/dtype.h"
+#include "core/tensor.h"
 #include "formats/checkpoint.h"
 #include "formats/gguf_export.h"
 #include "formats/mmproj_export.h"
@@ -206,7 +207,7 @@ TEST(GgufWriter, QuantizesQ8_0AsGgml) {
   for (int i = 0; i < 32; ++i) x[size_t(i)] = float(i - 16) / 4;  // block 0: max |x| = 4
   // block 1 stays zero: scale 0, all quants 0
   std::vector<uint8_t> out(2 * kQ8BlockBytes);
-  quantize_q8_0(x.data(), 64, out.data());
+  gguf_encode_row(GgufType::Q8_0, x.data(), 64, out.data());
   uint16_t d16;
   std::memcpy(&d16, out.data(), 2);
   const float d = 4.0f / 127;
@@ -383,8 +384,80 @@ TEST_F(TinyExport, KeepsBf16AndQuantizesQ8_0) {
   std::vector<float> row(64);
   for (int i = 0; i < 64; ++i) row[size_t(i)] = element_f32(up, 5 * 64 + i);
   std::vector<uint8_t> expected(2 * kQ8BlockBytes);
-  quantize_q8_0(row.data(), 64, expected.data());
+  gguf_encode_row(GgufType::Q8_0, row.data(), 64, expected.data());
   EXPECT_EQ(std::memcmp(q.data("blk.1.ffn_up.weight") + 5 * expected.size(), expected.data(), expected.size()), 0);
+}
+
+TEST(GgufMatrixType, FollowsLlamaQuantizeForGemma3) {
+  // MedGemma 4B: 34 layers, so more bits for layers 0-3, 29-33 and 6, 9, ..., 27.
+  const auto mix = [](const std::string& name, int64_t row) { return gguf_matrix_type(name, row, 34, GgufType::Q4_K, true); };
+  EXPECT_EQ(mix("token_embd.weight", 2560), GgufType::Q6_K);
+  for (int layer : {0, 3, 6, 9, 27, 29, 33}) {
+    EXPECT_EQ(mix("blk." + std::to_string(layer) + ".attn_v.weight", 2560), GgufType::Q6_K) << layer;
+    EXPECT_EQ(mix("blk." + std::to_string(layer) + ".ffn_down.weight", 10240), GgufType::Q6_K) << layer;
+  }
+  for (int layer : {4, 5, 7, 8, 10, 26, 28}) {
+    EXPECT_EQ(mix("blk." + std::to_string(layer) + ".attn_v.weight", 2560), GgufType::Q4_K) << layer;
+    EXPECT_EQ(mix("blk." + std::to_string(layer) + ".ffn_down.weight", 10240), GgufType::Q4_K) << layer;
+  }
+  EXPECT_EQ(mix("blk.0.attn_q.weight", 2560), GgufType::Q4_K);
+  EXPECT_EQ(mix("blk.0.ffn_gate.weight", 2560), GgufType::Q4_K);
+  EXPECT_EQ(gguf_matrix_type("blk.0.attn_v.weight", 2560, 34, GgufType::Q5_K, true), GgufType::Q6_K);
+  EXPECT_EQ(gguf_matrix_type("blk.4.attn_v.weight", 2560, 34, GgufType::Q5_K, true), GgufType::Q5_K);
+  // Without the mix every matrix is the base type (llama-quantize --pure), the embedding included.
+  EXPECT_EQ(gguf_matrix_type("token_embd.weight", 2560, 34, GgufType::Q4_K, false), GgufType::Q4_K);
+  EXPECT_EQ(gguf_matrix_type("blk.0.attn_v.weight", 2560, 34, GgufType::Q4_0, false), GgufType::Q4_0);
+  EXPECT_EQ(gguf_matrix_type("blk.0.attn_v.weight", 64, 34, GgufType::BF16, true), GgufType::BF16);
+  // Rows that are not whole 256-value blocks fall back as llama-quantize does.
+  EXPECT_EQ(mix("token_embd.weight", 64), GgufType::Q8_0);
+  EXPECT_EQ(mix("blk.4.attn_q.weight", 64), GgufType::Q5_0);
+  EXPECT_EQ(mix("blk.0.attn_v.weight", 64), GgufType::Q8_0);  // q6_k -> q8_0
+  EXPECT_EQ(gguf_matrix_type("blk.4.attn_q.weight", 64, 34, GgufType::Q5_K, false), GgufType::Q5_1);
+  EXPECT_EQ(mix("blk.4.attn_q.weight", 48), GgufType::F16);
+  EXPECT_ERROR_MENTIONS(gguf_matrix_type("blk.4.attn_q.weight", 48, 34, GgufType::Q8_0, false), "blk.4.attn_q.weight",
+                        "48", "q8_0");
+}
+
+TEST(GgufWriter, Q5FallbacksRoundTrip) {
+  // Q5_0 is symmetric around code 16 with d = extreme / -16; Q5_1 spans [min, max] in 31 steps.
+  std::vector<float> x(32);
+  for (int i = 0; i < 32; ++i) x[size_t(i)] = float(i) - 16.0f;  // extreme -16: d = 1, codes i
+  std::vector<uint8_t> q0(gguf_block_bytes(GgufType::Q5_0)), q1(gguf_block_bytes(GgufType::Q5_1));
+  gguf_encode_row(GgufType::Q5_0, x.data(), 32, q0.data());
+  gguf_encode_row(GgufType::Q5_1, x.data(), 32, q1.data());
+  EXPECT_EQ(f16_to_f32(uint16_t(q0[0] | q0[1] << 8)), 1.0f);
+  EXPECT_EQ(q0[6], uint8_t(0 | (0 << 4)));  // x[0] = -16 -> code 0, x[16] = 0 -> code 16 (fifth bit in qh)
+  uint32_t qh;
+  std::memcpy(&qh, &q0[2], 4);
+  EXPECT_EQ(qh, 0xffff0000u);  // codes 16..31 for the second half
+  EXPECT_EQ(f16_to_f32(uint16_t(q1[2] | q1[3] << 8)), -16.0f);  // the minimum
+  EXPECT_EQ(gguf_tensor_bytes(GgufType::Q5_1, {64, 2}, "t"), 4 * 24u);
+}
+
+TEST_F(TinyExport, WritesQ4_K_MAsLlamaQuantizeWould) {
+  const Checkpoint ck = Checkpoint::open(dir_.path().string());
+  GgufExportOptions options{GgufType::Q4_K, ""};
+  options.medium_mix = true;
+  export_gguf(ck, dir_ / "q4km.gguf", options);
+  const ParsedGguf g = parse_gguf(dir_ / "q4km.gguf");
+  EXPECT_EQ(g.kv.at("general.file_type"), 15);
+  // The tiny model's rows are 64 long except ffn_down's 256, so most matrices take the fallbacks.
+  EXPECT_EQ(g.tensors.at("token_embd.weight").type, 8u);       // q8_0
+  EXPECT_EQ(g.tensors.at("blk.1.attn_q.weight").type, 6u);     // q5_0
+  EXPECT_EQ(g.tensors.at("blk.0.attn_v.weight").type, 8u);     // q6_k -> q8_0
+  EXPECT_EQ(g.tensors.at("blk.0.ffn_down.weight").type, 14u);  // q6_k: layer 0 gets more bits
+  EXPECT_EQ(g.tensors.at("blk.1.ffn_down.weight").type, 12u);  // q4_k
+  EXPECT_EQ(g.tensors.at("blk.3.ffn_down.weight").type, 14u);
+  EXPECT_EQ(g.tensors.at("blk.1.ffn_norm.weight").type, 0u);
+  // The bytes are the llama.cpp reference quantization of the checkpoint's values.
+  const TensorView& down = ck.text("layers.1.mlp.down_proj.weight");
+  std::vector<float> row(256);
+  for (int i = 0; i < 256; ++i) row[size_t(i)] = element_f32(down, 7 * 256 + i);
+  std::vector<uint8_t> expected(gguf_block_bytes(GgufType::Q4_K));
+  gguf_encode_row(GgufType::Q4_K, row.data(), 256, expected.data());
+  EXPECT_EQ(std::memcmp(g.data("blk.1.ffn_down.weight") + 7 * expected.size(), expected.data(), expected.size()), 0);
+
+  EXPECT_ERROR_MENTIONS(export_gguf(ck, dir_ / "x.gguf", {GgufType::Q6_K, "", true}), "_m", "q6_k");
 }
 
 TEST_F(TinyExport, RefusesAQueryScaleLlamaCppWouldNotApply) {

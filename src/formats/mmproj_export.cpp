@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "formats/gguf_names.h"
 
 namespace medlab {
 namespace {
@@ -77,36 +78,12 @@ std::vector<GgufPlannedTensor> plan_tensors(const Checkpoint& ck, GgufType matri
     const GgufType type = tensor_type(gguf_name, ne, matrix_type);
     plan.push_back({std::move(gguf_name), view, source_name, shift, type, std::move(ne)});
   };
-  const auto vision = [&](std::string gguf_name, const std::string& hf_name) {
-    add(std::move(gguf_name), ck.vision(hf_name), ck.layout().vision + hf_name, 0.0f);
-  };
-
-  // The conv kernel [hidden, 3, p, p] becomes ne [p, p, 3, hidden], the ggml_conv_2d kernel layout.
-  vision("v.patch_embd.weight", "embeddings.patch_embedding.weight");
-  vision("v.patch_embd.bias", "embeddings.patch_embedding.bias");
-  vision("v.position_embd.weight", "embeddings.position_embedding.weight");
-  static const std::pair<const char*, const char*> kLayerTensors[] = {
-      {"attn_q", "self_attn.q_proj"}, {"attn_k", "self_attn.k_proj"},     {"attn_v", "self_attn.v_proj"},
-      {"attn_out", "self_attn.out_proj"}, {"ln1", "layer_norm1"},         {"ln2", "layer_norm2"},
-      {"ffn_up", "mlp.fc1"},          {"ffn_down", "mlp.fc2"},
-  };
-  for (int64_t i = 0; i < ck.config().vision->num_hidden_layers; ++i) {
-    const std::string blk = "v.blk." + std::to_string(i) + ".", layer = "encoder.layers." + std::to_string(i) + ".";
-    for (const auto& [gguf, hf] : kLayerTensors)
-      for (const char* part : {"weight", "bias"})
-        vision(blk + gguf + "." + part, layer + hf + "." + part);
+  for (const GgufTensorName& n : gguf_mmproj_names(*ck.config().vision)) {
+    const bool vision = n.part == TensorSpec::Part::Vision;
+    add(n.gguf, vision ? ck.vision(n.hf) : ck.projector(n.hf),
+        (vision ? ck.layout().vision : ck.layout().projector) + n.hf,
+        n.gemma_norm && !ck.norms_include_one() ? 1.0f : 0.0f);
   }
-  vision("v.post_ln.weight", "post_layernorm.weight");
-  vision("v.post_ln.bias", "post_layernorm.bias");
-
-  // [vision_hidden, text_hidden], used as x @ W: ne [text_hidden, vision_hidden], which clip.cpp transposes
-  // before its matmul, so the values go in unchanged.
-  add("mm.input_projection.weight", ck.projector("mm_input_projection_weight"),
-      ck.layout().projector + "mm_input_projection_weight", 0.0f);
-  // A Gemma RMSNorm (1 + w) feeding ggml_rms_norm * w, so shifted like the text model's norms. The
-  // SigLIP LayerNorms above scale by w in both and stay as they are.
-  add("mm.soft_emb_norm.weight", ck.projector("mm_soft_emb_norm.weight"),
-      ck.layout().projector + "mm_soft_emb_norm.weight", 1.0f);
   return plan;
 }
 

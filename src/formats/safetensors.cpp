@@ -29,12 +29,12 @@ std::string safetensors_dtype_name(DType t) {
     case DType::F32: return "F32";
     case DType::F16: return "F16";
     case DType::BF16: return "BF16";
+    default: fail("safetensors has no dtype for ", dtype_name(t));
   }
-  return "?";
 }
 
 bool is_known_unsupported_dtype(const std::string& name) {
-  static const char* const known[] = {"BOOL", "U8",  "I8",      "I16",     "U16",     "I32",     "U32",     "I64",
+  static const char* const known[] = {"BOOL",        "I8",      "I16",     "U16",     "I32",     "U32",     "I64",
                                       "U64",  "F64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4"};
   return std::any_of(std::begin(known), std::end(known), [&](const char* k) { return name == k; });
 }
@@ -95,9 +95,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
     if (!dtype_json.is_string()) bad("dtype must be a string, found ", compact(dtype_json));
     const std::string dtype_name = dtype_json.get<std::string>();
     const std::optional<DType> dtype = parse_dtype(dtype_name);
-    if (!dtype) {
+    const bool u8 = dtype_name == "U8";
+    if (!dtype && !u8) {
       if (is_known_unsupported_dtype(dtype_name))
-        bad("dtype ", dtype_name, " is not supported (medlab reads BF16, F16 and F32)");
+        bad("dtype ", dtype_name, " is not supported (medlab reads BF16, F16, F32, and U8 for bitsandbytes 4-bit weights)");
       bad("unknown dtype '", dtype_name, "'");
     }
 
@@ -114,7 +115,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
       numel *= dim;
       shape.push_back(int64_t(dim));
     }
-    const size_t elem = block_bytes(*dtype);
+    const size_t elem = u8 ? 1 : block_bytes(*dtype);
     if (numel > uint64_t(INT64_MAX) / elem) bad("shape ", compact(shape_json), " has more bytes than can be addressed");
 
     const json& offsets = entry.at("data_offsets");
@@ -129,6 +130,11 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
     if (end - begin != numel * elem)
       bad("holds ", end - begin, " bytes but ", dtype_name, " ", shape_string(shape), " needs ", numel * elem);
 
+    if (u8) {
+      const auto inserted = byte_tensors_.emplace(name, ByteTensor{std::move(shape), data + begin, end - begin});
+      ranges.push_back({begin, end, &inserted.first->first});
+      continue;
+    }
     TensorView view;
     view.dtype = *dtype;
     view.shape = std::move(shape);
@@ -161,12 +167,12 @@ SafetensorsWriter::SafetensorsWriter(const std::string& path, const std::vector<
   if (!metadata.empty()) header["__metadata__"] = metadata;
   for (const TensorToWrite& t : tensors) {
     if (t.name == "__metadata__" || header.contains(t.name)) fail(path, ": tensor name '", t.name, "' used twice");
-    uint64_t bytes = block_bytes(t.dtype);
+    uint64_t bytes = t.u8 ? 1 : block_bytes(t.dtype);
     for (int64_t d : t.shape) {
       if (d < 0) fail(path, ": tensor '", t.name, "' has a negative dimension in ", shape_string(t.shape));
       bytes *= uint64_t(d);
     }
-    header[t.name] = {{"dtype", safetensors_dtype_name(t.dtype)},
+    header[t.name] = {{"dtype", t.u8 ? "U8" : safetensors_dtype_name(t.dtype)},
                       {"shape", t.shape},
                       {"data_offsets", {expected_, expected_ + bytes}}};
     expected_ += bytes;
@@ -225,8 +231,8 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
                        const std::map<std::string, std::string>& metadata) {
   SafetensorsWriter writer(path, tensors, metadata);
   for (const TensorToWrite& t : tensors) {
-    TensorView view{t.dtype, t.shape, t.data};
-    writer.append(t.data, view.nbytes());
+    const TensorView view{t.u8 ? DType::F32 : t.dtype, t.shape, t.data};
+    writer.append(t.data, t.u8 ? size_t(view.numel()) : view.nbytes());
   }
   writer.finish();
 }

@@ -11,18 +11,27 @@
 
 namespace medlab {
 
+// A U8 tensor: raw bytes, as bitsandbytes stores packed 4-bit codes and quantization state.
+struct ByteTensor {
+  std::vector<int64_t> shape;
+  const uint8_t* data = nullptr;
+  uint64_t size = 0;  // bytes = elements
+};
+
 // One mapped .safetensors file whose header has been checked against the file: every dtype known,
 // every offset pair inside the data area, byte counts equal to the shapes, no overlaps.
 class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::string& path);  // throws Error naming the path and tensor
-  const std::map<std::string, TensorView>& tensors() const { return tensors_; }
+  const std::map<std::string, TensorView>& tensors() const { return tensors_; }  // f32, f16, bf16
+  const std::map<std::string, ByteTensor>& byte_tensors() const { return byte_tensors_; }  // U8
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::string& path() const { return file_.path(); }
 
  private:
   MappedFile file_;
   std::map<std::string, TensorView> tensors_;
+  std::map<std::string, ByteTensor> byte_tensors_;
   std::map<std::string, std::string> metadata_;
 };
 
@@ -31,6 +40,7 @@ struct TensorToWrite {
   DType dtype;
   std::vector<int64_t> shape;
   const void* data;  // nbytes = numel * element size
+  bool u8 = false;   // written as U8, one byte per element (dtype unused)
 };
 
 // Writes a safetensors file tensor by tensor, so a model larger than memory can be written: the header

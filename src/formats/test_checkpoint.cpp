@@ -12,7 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/quant.h"
 #include "core/thread_pool.h"
+#include "formats/bnb_nf4.h"
 #include "formats/checkpoint.h"
 #include "formats/safetensors.h"
 
@@ -166,6 +168,12 @@ Init init_for(const TensorSpec& spec, const TextConfig& text) {
       if (n == "embeddings.patch_embedding.weight")
         return {0, 1.0f / std::sqrt(float(spec.shape[1] * spec.shape[2] * spec.shape[3]))};
       if (n == "embeddings.position_embedding.weight") return {0, 0.5f};
+      // A post-layernorm bias larger than its weight makes the soft tokens partly image-independent, so
+      // an image moves the next-token log-probabilities by tenths of a unit or more, not by several units.
+      // llama.cpp rounds the pixels to f16 (its im2col) and takes GELU from an f16 table: with weight 1
+      // and bias 0.1 those roundings alone moved its log-probabilities by up to 1.4e-3, now 3.5e-4.
+      if (n == "post_layernorm.weight") return {0.25f, 0.025f};
+      if (n == "post_layernorm.bias") return {0, 1.0f};
       if (n.find("norm") != std::string::npos) return ends_with(n, ".weight") ? Init{1.0f, 0.1f} : Init{0, 0.1f};
       if (ends_with(n, ".bias")) return {0, 0.02f};
       return {0, fan_in()};
@@ -177,21 +185,7 @@ Init init_for(const TensorSpec& spec, const TextConfig& text) {
   return {0, 0};
 }
 
-void store(float v, DType dtype, uint8_t* out) {
-  switch (dtype) {
-    case DType::F32: std::memcpy(out, &v, 4); break;
-    case DType::F16: {
-      const uint16_t h = f32_to_f16(v);
-      std::memcpy(out, &h, 2);
-      break;
-    }
-    case DType::BF16: {
-      const uint16_t h = f32_to_bf16(v);
-      std::memcpy(out, &h, 2);
-      break;
-    }
-  }
-}
+void store(float v, DType dtype, uint8_t* out) { quantize_row(dtype, &v, out, 1); }  // f32, f16 or bf16
 
 // Generates one tensor a chunk at a time, in parallel, straight into the writer, so even the 1.3 GB
 // embedding of the full-size preset never sits in memory whole.
@@ -233,8 +227,54 @@ std::string torch_dtype_name(DType dtype) {
     case DType::F32: return "float32";
     case DType::F16: return "float16";
     case DType::BF16: return "bfloat16";
+    default: fail("test models are f32, f16 or bf16, not ", dtype_name(dtype));
   }
-  return "?";
+}
+
+// All of a tensor's values in f32, from the same streams as write_random_tensor.
+std::vector<float> random_values(const TensorSpec& spec, const std::string& name, const TextConfig& text,
+                                 uint64_t seed, ThreadPool& pool) {
+  constexpr int64_t kBlock = int64_t(1) << 16;
+  const Init init = init_for(spec, text);
+  const int64_t numel = TensorView{DType::F32, spec.shape, nullptr}.numel();
+  std::vector<float> x(static_cast<size_t>(numel));
+  pool.parallel_for((numel + kBlock - 1) / kBlock, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      Normal normal(seed, name, uint64_t(b));
+      for (int64_t i = b * kBlock; i < std::min(numel, (b + 1) * kBlock); ++i) x[size_t(i)] = init.mean + init.stddev * normal.next();
+    }
+  });
+  return x;
+}
+
+// The decoder's projection matrices, which a load_in_4bit checkpoint keeps in bitsandbytes' parts.
+bool is_bnb_linear(const TensorSpec& spec) {
+  return spec.part == TensorSpec::Part::Text && spec.shape.size() == 2 && spec.name != "embed_tokens.weight";
+}
+
+// The safetensors entries of one bitsandbytes NF4 weight with double quantization, in name order.
+std::vector<TensorToWrite> bnb_entries(const std::string& name, const std::vector<int64_t>& shape, DType dtype) {
+  const int64_t numel = shape[0] * shape[1], blocks = numel / 64;
+  const int64_t state_bytes = int64_t(bnb_nf4_state_json(shape, torch_dtype_name(dtype), 0).size());
+  return {{name, DType::F32, {numel / 2, 1}, nullptr, true},
+          {name + ".absmax", DType::F32, {blocks}, nullptr, true},
+          {name + ".nested_absmax", DType::F32, {(blocks + 255) / 256}, nullptr},
+          {name + ".nested_quant_map", DType::F32, {256}, nullptr},
+          {name + ".quant_map", DType::F32, {16}, nullptr},
+          {name + ".quant_state.bitsandbytes__nf4", DType::F32, {state_bytes}, nullptr, true}};
+}
+
+void write_bnb_tensor(SafetensorsWriter& writer, const TensorSpec& spec, const std::string& name,
+                      const TextConfig& text, DType dtype, uint64_t seed, ThreadPool& pool) {
+  const std::vector<float> x = random_values(spec, name, text, seed, pool);
+  const BnbNf4Parts p = bnb_nf4_quantize(x.data(), int64_t(x.size()));
+  const std::string state = bnb_nf4_state_json(spec.shape, torch_dtype_name(dtype), p.nested_offset);
+  writer.append(p.codes.data(), p.codes.size());
+  writer.append(p.absmax.data(), p.absmax.size());
+  writer.append(p.nested_absmax.data(), p.nested_absmax.size() * 4);
+  writer.append(p.nested_quant_map.data(), p.nested_quant_map.size() * 4);
+  writer.append(p.quant_map.data(), p.quant_map.size() * 4);
+  writer.append(state.data(), state.size());
 }
 
 void write_support_files(const ModelConfig& config, const TestModelOptions& options, const fs::path& dir) {
@@ -319,7 +359,7 @@ void remove_stale_weights(const fs::path& dir) {
 
 }  // namespace
 
-std::vector<std::string> test_model_presets() { return {"tiny", "tiny-text", "full4b"}; }
+std::vector<std::string> test_model_presets() { return {"tiny", "tiny-text", "small-text", "full4b"}; }
 
 ModelConfig test_model_config(const std::string& preset) {
   if (preset == "tiny") {
@@ -333,6 +373,17 @@ ModelConfig test_model_config(const std::string& preset) {
     c.architecture = "Gemma3ForCausalLM";
     c.model_type = "gemma3_text";
     c.text = text_config(64, 256, 8, 4, 2, 32, 32, 16, 4096);
+    c.eos_token_ids = {1, 106};
+    return c;
+  }
+  if (preset == "small-text") {
+    // The smallest text-only model whose weight rows (hidden, heads * head_dim, intermediate) are whole
+    // 256-value K-quant super-blocks, as in every real MedGemma, so a Q4_K_M GGUF of it holds q4_K and
+    // q6_K tensors rather than llama-quantize's q5_0/q5_1 fallbacks. 6 layers: the sixth is full-attention.
+    ModelConfig c;
+    c.architecture = "Gemma3ForCausalLM";
+    c.model_type = "gemma3_text";
+    c.text = text_config(256, 512, 6, 4, 2, 64, 64, 16, 4096);
     c.eos_token_ids = {1, 106};
     return c;
   }
@@ -359,7 +410,14 @@ void write_test_checkpoint(const TestModelOptions& options, const std::string& o
   std::vector<std::pair<std::string, TensorSpec>> tensors;
   for (const TensorSpec& spec : expected_tensors(config)) tensors.emplace_back(full_name(layout, spec), spec);
   std::sort(tensors.begin(), tensors.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  const auto bnb = [&](const TensorSpec& s) { return options.nf4 && is_bnb_linear(s); };
+  // Each entry a tensor becomes in the file: itself, or its bitsandbytes parts.
+  const auto entries = [&](const std::string& name, const TensorSpec& s) {
+    return bnb(s) ? bnb_entries(name, s.shape, options.dtype)
+                  : std::vector<TensorToWrite>{{name, options.dtype, s.shape, nullptr}};
+  };
   const auto bytes_of = [&](const TensorSpec& s) {
+    if (bnb(s)) return uint64_t(s.shape[0] * s.shape[1] / 2);  // the codes; the parts beside them are small
     return uint64_t(TensorView{options.dtype, s.shape, nullptr}.nbytes());
   };
   uint64_t total_bytes = 0;
@@ -394,11 +452,16 @@ void write_test_checkpoint(const TestModelOptions& options, const std::string& o
     else
       std::snprintf(file_name, sizeof file_name, "model.safetensors");
     std::vector<TensorToWrite> header;
-    for (size_t i : shards[s]) header.push_back({tensors[i].first, options.dtype, tensors[i].second.shape, nullptr});
+    for (size_t i : shards[s])
+      for (TensorToWrite& e : entries(tensors[i].first, tensors[i].second)) header.push_back(std::move(e));
     SafetensorsWriter writer((dir / file_name).string(), header);
     for (size_t i : shards[s]) {
-      write_random_tensor(writer, tensors[i].second, tensors[i].first, config.text, options.dtype, options.seed, pool);
-      weight_map[tensors[i].first] = file_name;
+      const auto& [name, spec] = tensors[i];
+      if (bnb(spec))
+        write_bnb_tensor(writer, spec, name, config.text, options.dtype, options.seed, pool);
+      else
+        write_random_tensor(writer, spec, name, config.text, options.dtype, options.seed, pool);
+      for (const TensorToWrite& e : entries(name, spec)) weight_map[e.name] = file_name;
     }
     writer.finish();
   }
@@ -406,7 +469,22 @@ void write_test_checkpoint(const TestModelOptions& options, const std::string& o
     write_json(dir / "model.safetensors.index.json",
                {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}});
 
-  write_json(dir / "config.json", model_config_to_json(config));
+  json config_json = model_config_to_json(config);
+  if (options.nf4)  // as transformers writes it for BitsAndBytesConfig(load_in_4bit, nf4, double quant)
+    config_json["quantization_config"] = {{"_load_in_4bit", true},
+                                          {"_load_in_8bit", false},
+                                          {"bnb_4bit_compute_dtype", torch_dtype_name(options.dtype)},
+                                          {"bnb_4bit_quant_storage", "uint8"},
+                                          {"bnb_4bit_quant_type", "nf4"},
+                                          {"bnb_4bit_use_double_quant", true},
+                                          {"llm_int8_enable_fp32_cpu_offload", false},
+                                          {"llm_int8_has_fp16_weight", false},
+                                          {"llm_int8_skip_modules", nullptr},
+                                          {"llm_int8_threshold", 6.0},
+                                          {"load_in_4bit", true},
+                                          {"load_in_8bit", false},
+                                          {"quant_method", "bitsandbytes"}};
+  write_json(dir / "config.json", config_json);
   write_support_files(config, options, dir);
 }
 

@@ -16,9 +16,11 @@ struct TestModelOptions {
   uint64_t seed = 0;            // same preset, seed and dtype: byte-identical weights
   DType dtype = DType::BF16;    // the published checkpoints are bf16
   std::string tokenizer_dir;    // holds tokenizer.json and tokenizer_config.json to copy; empty: write none
+  bool nf4 = false;             // the decoder's linear weights as a bitsandbytes 4-bit (QLoRA) checkpoint saves them
 };
 
-// "tiny" (multimodal, 2 shards), "tiny-text" (Gemma3ForCausalLM shaped like 27B, 1 file),
+// "tiny" (multimodal, 2 shards), "tiny-text" (Gemma3ForCausalLM shaped like 27B, 1 file), "small-text"
+// (text-only, rows of whole K-quant super-blocks, 1 file),
 // "full4b" (medgemma-4b-it's exact dimensions, 2 shards, ~8.6 GB).
 std::vector<std::string> test_model_presets();
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/quant_matmul.h"
 
 namespace medlab {
 
@@ -36,6 +37,7 @@ const KernelTable& kernels_for(const std::string& name) {
 
 void matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w, float* y,
             Precision precision) {
+  if (is_quantized(w.dtype)) return quant_matmul(k, pool, x, m, w, y, precision);
   // Split by output column in multiples of 16 rows of w: each thread reads its own weight rows once.
   pool.parallel_for(
       w.rows, [&](int64_t begin, int64_t end) { k.matmul_rows(x, m, w, begin, end, y, w.rows); }, 16);
@@ -65,18 +67,6 @@ float gelu_tanh(float x) {
 
 void gelu_tanh_mul(float* gate, const float* up, int64_t n) {
   for (int64_t i = 0; i < n; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
-}
-
-void softmax(float* x, int64_t n) {
-  float max = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) max = std::max(max, x[i]);
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - max);
-    sum += x[i];
-  }
-  const float inv = float(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
 }  // namespace medlab

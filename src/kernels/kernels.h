@@ -31,10 +31,12 @@ struct KernelTable {
   // y[i][r] = dot(x[i], w[r]) for i < m, r in [row_begin, row_end); y has row stride y_stride.
   void (*matmul_rows)(const float* x, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
                       float* y, int64_t y_stride);
-  // sum(a[i] * b[i]) over n, in a fixed order for a given n.
-  float (*dot)(const float* a, const float* b, int64_t n);
-  // y[i] += a * x[i].
-  void (*axpy)(float a, const float* x, float* y, int64_t n);
+  // Quantized weights (kernels/quant_matmul.h). dequantize: n values of one row of blocks to f32, with
+  // dequantize_row's bits. quant_matmul_rows: matmul_rows in Precision::Fast, from activation rows already
+  // quantized to fast_activation_type(w.dtype), one row_bytes(that type, w.cols) apart.
+  void (*dequantize)(DType type, const void* row, float* y, int64_t n);
+  void (*quant_matmul_rows)(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
+                            float* y, int64_t y_stride);
 };
 
 const KernelTable& scalar_kernels();
@@ -64,7 +66,5 @@ void layer_norm(const float* x, const float* weight, const float* bias, float* y
 // gate[i] = gelu_tanh(gate[i]) * up[i]  (GeGLU with PyTorch's tanh approximation).
 void gelu_tanh_mul(float* gate, const float* up, int64_t n);
 float gelu_tanh(float x);
-// In-place numerically stable softmax over n values.
-void softmax(float* x, int64_t n);
 
 }  // namespace medlab

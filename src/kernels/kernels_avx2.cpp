@@ -1,7 +1,9 @@
 // Kernels for AVX2 with FMA and F16C, the baseline of x86-64 machines from the last decade.
 // Matrix multiply works on register tiles of 4 input rows x 3 weight rows (12 of the 16 ymm registers
-// accumulate). As in every kernel set, an output keeps one 8-lane accumulator that walks K in order,
-// then a fixed horizontal sum: its bits do not depend on the tile it was computed in, m, or threads.
+// accumulate) over weights widened to f32 once per block, or 1 x 6 straight from the stored weights when
+// there are fewer than 4 input rows (decode). As in every kernel set, an output keeps one 8-lane
+// accumulator that walks K in order, then a fixed horizontal sum: its bits do not depend on the tile it
+// was computed in, m, or threads.
 #include <cpuid.h>
 #include <immintrin.h>
 
@@ -10,6 +12,7 @@
 #include <cstring>
 
 #include "kernels/kernels.h"
+#include "kernels/quant_matmul.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
@@ -45,67 +48,75 @@ inline float horizontal_sum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(quads, _mm_movehdup_ps(quads)));
 }
 
+// acc[j * MR + i] += x[i] . w[r0 + j] over columns [c0, c1), MR rows of x by NR weight rows; the
+// accumulators live in registers for the whole range.
 template <DType D, int MR, int NR>
-void tile(const float* x, int64_t k, const void* w, int64_t r0, float* y, int64_t y_stride) {
-  __m256 acc[MR][NR];
+void tile(const float* x, int64_t k, const void* w, int64_t r0, int64_t c0, int64_t c1, __m256* acc) {
+  __m256 a[MR][NR];
+  #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+    #pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) a[i][j] = acc[j * MR + i];
   constexpr size_t elem = D == DType::F32 ? 4 : 2;
   const void* wrow[NR];
+  #pragma GCC unroll 8
   for (int j = 0; j < NR; ++j) wrow[j] = static_cast<const uint8_t*>(w) + size_t(r0 + j) * size_t(k) * elem;
 
-  int64_t c = 0;
-  for (; c + 8 <= k; c += 8) {
+  int64_t c = c0;
+  for (; c + 8 <= c1; c += 8) {
     __m256 wv[NR];
+    #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) wv[j] = load8<D>(wrow[j], c);
+    #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const __m256 xv = _mm256_loadu_ps(x + i * k + c);
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
+      #pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j) a[i][j] = _mm256_fmadd_ps(xv, wv[j], a[i][j]);
     }
   }
-  if (c < k) {
+  if (c < c1) {
     __m256 wv[NR];
-    for (int j = 0; j < NR; ++j) wv[j] = load_tail<D>(wrow[j], c, k - c);
+    #pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) wv[j] = load_tail<D>(wrow[j], c, c1 - c);
+    #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const __m256 xv = load_tail<DType::F32>(x + i * k, c, k - c);
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(xv, wv[j], acc[i][j]);
+      const __m256 xv = load_tail<DType::F32>(x + i * k, c, c1 - c);
+      #pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j) a[i][j] = _mm256_fmadd_ps(xv, wv[j], a[i][j]);
     }
   }
+  #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) y[i * y_stride + r0 + j] = horizontal_sum(acc[i][j]);
+    #pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) acc[j * MR + i] = a[i][j];
 }
 
-// Weight rows per register tile, and the L2 share a block of x rows may fill.
+// Tile sizes for 16 ymm registers: 4x3 (12 accumulators) for prefill, 1x6 for decode; the cache shares
+// assume half a MiB of L2 per core and a few MiB of L3.
 struct Tile {
-  static constexpr int kWeightRows = 3;
-  static constexpr int64_t kL2Bytes = (int64_t(1) << 19);
+  using Vec = __m256;
+  static constexpr int kWeightRows = 3, kDecodeRows = 6;
+  static constexpr int64_t kL2Bytes = int64_t(1) << 19, kL3Bytes = int64_t(1) << 22;
   template <DType D, int MR, int NR>
-  static void run(const float* x, int64_t k, const void* w, int64_t r0, float* y, int64_t y_stride) {
-    tile<D, MR, NR>(x, k, w, r0, y, y_stride);
+  static void run(const float* x, int64_t k, const void* w, int64_t r0, int64_t c0, int64_t c1, __m256* acc) {
+    tile<D, MR, NR>(x, k, w, r0, c0, c1, acc);
   }
+  template <DType D>
+  static void widen(const void* w, int64_t first, int64_t n, float* out) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, load8<D>(w, first + i));
+    for (; i < n; ++i) out[i] = _mm256_cvtss_f32(load_tail<D>(w, first + i, 1));
+  }
+  static float sum(__m256 acc) { return horizontal_sum(acc); }
 };
-
-float dot_avx2(const float* a, const float* b, int64_t n) {
-  __m256 acc = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
-  if (i < n) acc = _mm256_fmadd_ps(load_tail<DType::F32>(a, i, n - i), load_tail<DType::F32>(b, i, n - i), acc);
-  return horizontal_sum(acc);
-}
-
-void axpy_avx2(float a, const float* x, float* y, int64_t n) {
-  const __m256 av = _mm256_set1_ps(a);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
-}
 
 }  // namespace
 
 #pragma GCC pop_options
 
 const KernelTable* avx2_kernels() {
-  static const KernelTable table{Isa::Avx2, &blocked::matmul_rows_any<Tile>, &dot_avx2, &axpy_avx2};
+  static const KernelTable table{Isa::Avx2, &blocked::matmul_rows_any<Tile>,
+                                 &dequantize_row_avx2, &quant_matmul_rows_avx2};
   static const bool supported = [] {
     unsigned eax, ebx, ecx, edx;
     const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);

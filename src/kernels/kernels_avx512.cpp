@@ -1,4 +1,5 @@
-// Kernels for AVX-512 (F, BW, VL). Matrix multiply works on register tiles of 4 input rows x 4 weight rows.
+// Kernels for AVX-512 (F, BW, VL). Matrix multiply works on register tiles of 4 input rows x 4 weight rows
+// over weights widened to f32 once per block, or 1 x 8 straight from the stored weights (decode).
 //
 // Each output keeps one 16-lane accumulator that walks K in order, then a fixed horizontal sum, so an
 // output's bits do not depend on the tile it was computed in, on m, or on the thread split.
@@ -7,6 +8,7 @@
 #include <algorithm>
 
 #include "kernels/kernels.h"
+#include "kernels/quant_matmul.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,fma,f16c")
@@ -40,76 +42,80 @@ inline __m512 load_tail(const void* base, int64_t i, __mmask16 mask) {
   }
 }
 
-// y[i][r] for MR rows of x starting at x and NR weight rows starting at row r0.
+// acc[j * MR + i] += x[i] . w[r0 + j] over columns [c0, c1), MR rows of x by NR weight rows; the
+// accumulators live in registers for the whole range.
 template <DType D, int MR, int NR>
-void tile(const float* x, int64_t k, const void* w, int64_t r0, float* y, int64_t y_stride) {
-  __m512 acc[MR][NR];
+void tile(const float* x, int64_t k, const void* w, int64_t r0, int64_t c0, int64_t c1, __m512* acc) {
+  __m512 a[MR][NR];
+  #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_setzero_ps();
+    #pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) a[i][j] = acc[j * MR + i];
   const size_t elem = D == DType::F32 ? 4 : 2;
   const void* wrow[NR];
+  #pragma GCC unroll 8
   for (int j = 0; j < NR; ++j) wrow[j] = static_cast<const uint8_t*>(w) + size_t(r0 + j) * size_t(k) * elem;
 
-  int64_t c = 0;
-  for (; c + 16 <= k; c += 16) {
+  int64_t c = c0;
+  for (; c + 16 <= c1; c += 16) {
     __m512 wv[NR];
+    #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) wv[j] = load16<D>(wrow[j], c);
+    #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const __m512 xv = _mm512_loadu_ps(x + i * k + c);
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+      #pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j) a[i][j] = _mm512_fmadd_ps(xv, wv[j], a[i][j]);
     }
   }
-  if (c < k) {
-    const __mmask16 mask = __mmask16((1u << (k - c)) - 1);
+  if (c < c1) {
+    const __mmask16 mask = __mmask16((1u << (c1 - c)) - 1);
     __m512 wv[NR];
+    #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) wv[j] = load_tail<D>(wrow[j], c, mask);
+    #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * k + c);
-      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+      #pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j) a[i][j] = _mm512_fmadd_ps(xv, wv[j], a[i][j]);
     }
   }
+  #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) y[i * y_stride + r0 + j] = _mm512_reduce_add_ps(acc[i][j]);
+    #pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) acc[j * MR + i] = a[i][j];
 }
 
-// Weight rows per register tile, and the L2 share a block of x rows may fill.
+// Tile sizes for 32 zmm registers: 4x4 for prefill, 1x8 for decode; the cache shares assume 1 MiB of L2
+// per core and a few MiB of L3.
 struct Tile {
-  static constexpr int kWeightRows = 4;
-  static constexpr int64_t kL2Bytes = (int64_t(1) << 20);
+  using Vec = __m512;
+  static constexpr int kWeightRows = 4, kDecodeRows = 8;
+  static constexpr int64_t kL2Bytes = int64_t(1) << 20, kL3Bytes = int64_t(1) << 22;
   template <DType D, int MR, int NR>
-  static void run(const float* x, int64_t k, const void* w, int64_t r0, float* y, int64_t y_stride) {
-    tile<D, MR, NR>(x, k, w, r0, y, y_stride);
+  static void run(const float* x, int64_t k, const void* w, int64_t r0, int64_t c0, int64_t c1, __m512* acc) {
+    tile<D, MR, NR>(x, k, w, r0, c0, c1, acc);
   }
+  template <DType D>
+  static void widen(const void* w, int64_t first, int64_t n, float* out) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, load16<D>(w, first + i));
+    if (i < n) {
+      const __mmask16 mask = __mmask16((1u << (n - i)) - 1);
+      _mm512_mask_storeu_ps(out + i, mask, load_tail<D>(w, first + i, mask));
+    }
+  }
+  static float sum(__m512 acc) { return _mm512_reduce_add_ps(acc); }
 };
-
-float dot_avx512(const float* a, const float* b, int64_t n) {
-  __m512 acc = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
-  if (i < n) {
-    const __mmask16 mask = __mmask16((1u << (n - i)) - 1);
-    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + i), _mm512_maskz_loadu_ps(mask, b + i), acc);
-  }
-  return _mm512_reduce_add_ps(acc);
-}
-
-void axpy_avx512(float a, const float* x, float* y, int64_t n) {
-  const __m512 av = _mm512_set1_ps(a);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
-  if (i < n) {
-    const __mmask16 mask = __mmask16((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(y + i, mask,
-                          _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(mask, x + i), _mm512_maskz_loadu_ps(mask, y + i)));
-  }
-}
 
 }  // namespace
 
 #pragma GCC pop_options
 
 const KernelTable* avx512_kernels() {
-  static const KernelTable table{Isa::Avx512, &blocked::matmul_rows_any<Tile>, &dot_avx512, &axpy_avx512};
+  // Quantized weights use the AVX2 kernels: AVX-512 int8 code could not be tested where this was written.
+  static const KernelTable table{Isa::Avx512, &blocked::matmul_rows_any<Tile>,
+                                 &dequantize_row_avx2, &quant_matmul_rows_avx2};
   static const bool supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                                 __builtin_cpu_supports("avx512vl");
   return supported ? &table : nullptr;

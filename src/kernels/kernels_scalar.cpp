@@ -1,5 +1,7 @@
 // The reference kernels: plain loops, one f32 accumulator per output, in index order.
+#include "core/error.h"
 #include "kernels/kernels.h"
+#include "kernels/quant_matmul.h"
 
 namespace medlab {
 namespace {
@@ -10,8 +12,8 @@ float weight_at(const WeightMatrix& w, int64_t r, int64_t c) {
     case DType::F32: return static_cast<const float*>(w.data)[i];
     case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(w.data)[i]);
     case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(w.data)[i]);
+    default: fail("matmul: ", dtype_name(w.dtype), " weights belong to the quantized kernels");
   }
-  return 0;
 }
 
 void matmul_rows_scalar(const float* x, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
@@ -26,20 +28,11 @@ void matmul_rows_scalar(const float* x, int64_t m, const WeightMatrix& w, int64_
   }
 }
 
-float dot_scalar(const float* a, const float* b, int64_t n) {
-  float sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += a[i] * b[i];
-  return sum;
-}
-
-void axpy_scalar(float a, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
-
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{Isa::Scalar, &matmul_rows_scalar, &dot_scalar, &axpy_scalar};
+  static const KernelTable table{Isa::Scalar, &matmul_rows_scalar,
+                                 &dequantize_row, &quant_matmul_rows_scalar};
   return table;
 }
 

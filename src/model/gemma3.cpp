@@ -7,6 +7,8 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/quant.h"
+#include "kernels/attention.h"
 
 namespace medlab {
 namespace {
@@ -17,11 +19,13 @@ WeightMatrix matrix(const TensorView& t, int64_t rows, int64_t cols, const std::
   return {t.dtype, rows, cols, t.data};
 }
 
-// HF stores Gemma norm weights as w and multiplies by (1 + w); medlab keeps (1 + w) in f32.
-std::vector<float> norm_scale(const TensorView& t, int64_t n, const std::string& name) {
+// HF stores Gemma norm weights as w and multiplies by (1 + w), GGUF stores 1 + w (`includes_one`);
+// medlab keeps (1 + w) in f32.
+std::vector<float> norm_scale(const TensorView& t, int64_t n, const std::string& name, bool includes_one) {
   if (t.shape.size() != 1 || t.shape[0] != n) fail("tensor ", name, ": shape ", shape_string(t.shape), ", expected [", n, "]");
   std::vector<float> scale(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) scale[size_t(i)] = 1.0f + element_f32(t, i);
+  const float one = includes_one ? 0.0f : 1.0f;
+  for (int64_t i = 0; i < n; ++i) scale[size_t(i)] = one + element_f32(t, i);
   return scale;
 }
 
@@ -37,18 +41,7 @@ std::vector<float> rope_inverse_frequencies(double base, int64_t head_dim, doubl
 }
 
 void widen_row(const WeightMatrix& w, int64_t row, float* out) {
-  const int64_t begin = row * w.cols;
-  switch (w.dtype) {
-    case DType::F32:
-      std::memcpy(out, static_cast<const float*>(w.data) + begin, size_t(w.cols) * 4);
-      return;
-    case DType::F16:
-      for (int64_t i = 0; i < w.cols; ++i) out[i] = f16_to_f32(static_cast<const uint16_t*>(w.data)[begin + i]);
-      return;
-    case DType::BF16:
-      for (int64_t i = 0; i < w.cols; ++i) out[i] = bf16_to_f32(static_cast<const uint16_t*>(w.data)[begin + i]);
-      return;
-  }
+  dequantize_row(w.dtype, static_cast<const uint8_t*>(w.data) + row_bytes(w.dtype, row * w.cols), out, w.cols);
 }
 
 }  // namespace
@@ -60,13 +53,15 @@ Gemma3::Gemma3(const Checkpoint& checkpoint, int64_t n_vocab, int64_t max_image_
     fail("model: tokenizer vocabulary of ", n_vocab, " tokens does not fit the embedding's ", c.vocab_size, " rows");
   const int64_t q_dim = c.num_attention_heads * c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
   embed_ = matrix(checkpoint.text("embed_tokens.weight"), c.vocab_size, c.hidden_size, "embed_tokens.weight");
-  final_norm_ = norm_scale(checkpoint.text("norm.weight"), c.hidden_size, "norm.weight");
+  final_norm_ = norm_scale(checkpoint.text("norm.weight"), c.hidden_size, "norm.weight", checkpoint.norms_include_one());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
     auto mat = [&](const std::string& name, int64_t rows, int64_t cols) {
       return matrix(checkpoint.text(p + name), rows, cols, p + name);
     };
-    auto norm = [&](const std::string& name, int64_t n) { return norm_scale(checkpoint.text(p + name), n, p + name); };
+    auto norm = [&](const std::string& name, int64_t n) {
+      return norm_scale(checkpoint.text(p + name), n, p + name, checkpoint.norms_include_one());
+    };
     Layer layer;
     layer.sliding = c.layer_is_sliding[size_t(i)];
     layer.input_norm = norm("input_layernorm.weight", c.hidden_size);
@@ -154,9 +149,9 @@ void Gemma3::forward_chunk(Gemma3State& s, std::span<const int32_t> tokens, std:
     // Attention block: norm, q/k/v projections, per-head norms and rotary embedding, attention over the
     // cache, output projection, post-attention norm, residual.
     for (int64_t t = 0; t < n; ++t) rms_norm(x + t * d, layer.input_norm.data(), normed + t * d, d, eps);
-    matmul(k, pool, normed, n, layer.q, s.q_.data());
-    matmul(k, pool, normed, n, layer.k, s.k_.data());
-    matmul(k, pool, normed, n, layer.v, s.v_.data());
+    matmul(k, pool, normed, n, layer.q, s.q_.data(), s.precision_);
+    matmul(k, pool, normed, n, layer.k, s.k_.data(), s.precision_);
+    matmul(k, pool, normed, n, layer.v, s.v_.data(), s.precision_);
     const int64_t half = c.head_dim / 2;
     for (int64_t t = 0; t < n; ++t) {
       const size_t table = size_t((t * 2 + (layer.sliding ? 0 : 1)) * half);
@@ -174,7 +169,7 @@ void Gemma3::forward_chunk(Gemma3State& s, std::span<const int32_t> tokens, std:
       }
     }
     attention(s, layer, l, n);
-    matmul(k, pool, s.attn_.data(), n, layer.o, s.proj_.data());
+    matmul(k, pool, s.attn_.data(), n, layer.o, s.proj_.data(), s.precision_);
     for (int64_t t = 0; t < n; ++t) {
       float* out = s.proj_.data() + t * d;
       rms_norm(out, layer.post_attention_norm.data(), out, d, eps);
@@ -183,10 +178,10 @@ void Gemma3::forward_chunk(Gemma3State& s, std::span<const int32_t> tokens, std:
 
     // Feed-forward block: norm, GeGLU (gelu_tanh(gate) * up), down projection, post norm, residual.
     for (int64_t t = 0; t < n; ++t) rms_norm(x + t * d, layer.pre_feedforward_norm.data(), normed + t * d, d, eps);
-    matmul(k, pool, normed, n, layer.gate, s.gate_.data());
-    matmul(k, pool, normed, n, layer.up, s.up_.data());
+    matmul(k, pool, normed, n, layer.gate, s.gate_.data(), s.precision_);
+    matmul(k, pool, normed, n, layer.up, s.up_.data(), s.precision_);
     gelu_tanh_mul(s.gate_.data(), s.up_.data(), n * c.intermediate_size);
-    matmul(k, pool, s.gate_.data(), n, layer.down, s.proj_.data());
+    matmul(k, pool, s.gate_.data(), n, layer.down, s.proj_.data(), s.precision_);
     for (int64_t t = 0; t < n; ++t) {
       float* out = s.proj_.data() + t * d;
       rms_norm(out, layer.post_feedforward_norm.data(), out, d, eps);
@@ -198,7 +193,7 @@ void Gemma3::forward_chunk(Gemma3State& s, std::span<const int32_t> tokens, std:
   // Logits of the last token through the final norm and the tied embedding.
   if (logits) {
     rms_norm(x + (n - 1) * d, final_norm_.data(), normed, d, eps);
-    matmul(k, pool, normed, 1, {embed_.dtype, n_vocab_, d, embed_.data}, logits);
+    matmul(k, pool, normed, 1, {embed_.dtype, n_vocab_, d, embed_.data}, logits, s.precision_);
     if (c.final_logit_softcapping) {
       const float cap = float(*c.final_logit_softcapping);
       for (int64_t i = 0; i < n_vocab_; ++i) logits[i] = std::tanh(logits[i] / cap) * cap;
@@ -249,58 +244,55 @@ void Gemma3::attention(Gemma3State& s, const Layer& layer, int64_t layer_index, 
     }
   }
 
-  const KernelTable& k = s.kernels_;
-  const float scale = query_scale_;
-  const std::optional<double> softcap = c.attn_logit_softcapping;
-  s.pool_.parallel_for(heads, [&](int64_t head_begin, int64_t head_end) {
-    for (int64_t h = head_begin; h < head_end; ++h) {
-      const int64_t kv = h / group;
-      const float* keys = &cache.k[size_t(kv * capacity * hd)];
-      const float* values = &cache.v[size_t(kv * capacity * hd)];
-      float* scores = &s.scores_[size_t(h * capacity)];
-      for (int64_t t = 0; t < n; ++t) {
+  // Causal, and sliding layers see only the last sliding_window positions (position - j < window); the
+  // tokens of one image also see each other, both ways. Work is split into units of one KV head and up to
+  // kRows query rows (tokens x the heads that share it).
+  constexpr int64_t kRows = 64;
+  if (group > kRows) fail("model: ", group, " query heads per KV head; at most ", kRows, " supported");
+  const int64_t tokens_per_unit = std::max<int64_t>(1, kRows / group);
+  const int64_t units_per_head = (n + tokens_per_unit - 1) / tokens_per_unit;
+  const KvHead kv_of_head0{cache.k.data(), cache.v.data(), hd, capacity};
+  const AttentionShape shape{hd, query_scale_,
+                             c.attn_logit_softcapping ? float(*c.attn_logit_softcapping) : 0.0f};
+  s.pool_.parallel_for(kv_heads * units_per_head, [&](int64_t unit_begin, int64_t unit_end) {
+    const float* q[kRows];
+    float* out[kRows];
+    int64_t first[kRows], last[kRows];
+    for (int64_t unit = unit_begin; unit < unit_end; ++unit) {
+      const int64_t kv = unit / units_per_head;
+      const int64_t t0 = unit % units_per_head * tokens_per_unit, t1 = std::min(n, t0 + tokens_per_unit);
+      int64_t rows = 0;
+      for (int64_t t = t0; t < t1; ++t) {
         const int64_t position = s.n_past_ + t;
-        // Causal, and sliding layers see only the last sliding_window positions (position - j < window);
-        // the tokens of one image also see each other, both ways.
         const int64_t window_first = layer.sliding ? std::max<int64_t>(0, position - c.sliding_window + 1) : 0;
-        const int64_t first = std::min(window_first, s.image_first_[size_t(t)]);
-        const int64_t last = s.image_last_[size_t(t)];
-        const float* q = &s.q_[size_t((t * heads + h) * hd)];
-        float max = -INFINITY;
-        for (int64_t j = first; j <= last; ++j) {
-          float score = k.dot(q, keys + (j % capacity) * hd, hd) * scale;
-          if (softcap) score = float(std::tanh(score / *softcap) * *softcap);
-          scores[j - first] = score;
-          max = std::max(max, score);
+        for (int64_t h = kv * group; h < (kv + 1) * group; ++h, ++rows) {
+          q[rows] = &s.q_[size_t((t * heads + h) * hd)];
+          out[rows] = &s.attn_[size_t((t * heads + h) * hd)];
+          first[rows] = std::min(window_first, s.image_first_[size_t(t)]);
+          last[rows] = s.image_last_[size_t(t)];
         }
-        float sum = 0;
-        for (int64_t j = 0; j <= last - first; ++j) {
-          scores[j] = std::exp(scores[j] - max);
-          sum += scores[j];
-        }
-        float* out = &s.attn_[size_t((t * heads + h) * hd)];
-        std::fill(out, out + hd, 0.0f);
-        const float inv_sum = 1.0f / sum;
-        for (int64_t j = first; j <= last; ++j) k.axpy(scores[j - first] * inv_sum, values + (j % capacity) * hd, out, hd);
       }
+      KvHead kv_head = kv_of_head0;
+      kv_head.k += kv * capacity * hd;
+      kv_head.v += kv * capacity * hd;
+      medlab::attention(s.kernels_, {rows, q, out, first, last}, kv_head, shape);
     }
   });
 }
 
-Gemma3State::Gemma3State(const Gemma3& model, int64_t n_ctx, ThreadPool& pool, const KernelTable& kernels)
-    : pool_(pool), kernels_(kernels), n_ctx_(n_ctx) {
+Gemma3State::Gemma3State(const Gemma3& model, int64_t n_ctx, ThreadPool& pool, const KernelTable& kernels,
+                         Precision precision)
+    : pool_(pool), kernels_(kernels), precision_(precision), n_ctx_(n_ctx) {
   const TextConfig& c = model.config();
   if (n_ctx < 1 || n_ctx > c.max_position_embeddings)
     fail("context: ", n_ctx, " tokens requested; the model allows 1 to ", c.max_position_embeddings);
   const int64_t chunk = model.max_chunk(), kv_dim = c.num_key_value_heads * c.head_dim;
-  int64_t max_capacity = 0;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     LayerCache cache;
     // A chunk's first query still needs the window before it while the chunk's own keys are written.
     cache.capacity = c.layer_is_sliding[size_t(l)] ? std::min(n_ctx, c.sliding_window + chunk) : n_ctx;
     cache.k.assign(size_t(cache.capacity * kv_dim), 0.0f);
     cache.v.assign(size_t(cache.capacity * kv_dim), 0.0f);
-    max_capacity = std::max(max_capacity, cache.capacity);
     cache_.push_back(std::move(cache));
   }
   const int64_t q_dim = c.num_attention_heads * c.head_dim;
@@ -313,7 +305,6 @@ Gemma3State::Gemma3State(const Gemma3& model, int64_t n_ctx, ThreadPool& pool, c
   v_.resize(size_t(chunk * kv_dim));
   gate_.resize(size_t(chunk * c.intermediate_size));
   up_.resize(size_t(chunk * c.intermediate_size));
-  scores_.resize(size_t(c.num_attention_heads * max_capacity));
   image_first_.resize(size_t(chunk));
   image_last_.resize(size_t(chunk));
   rope_cos_.resize(size_t(chunk * c.head_dim));  // 2 kinds x head_dim / 2 per token

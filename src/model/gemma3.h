@@ -72,7 +72,9 @@ class Gemma3 {
 // scratch buffers, all sized once at creation from the context length requested.
 class Gemma3State {
  public:
-  Gemma3State(const Gemma3& model, int64_t n_ctx, ThreadPool& pool, const KernelTable& kernels);
+  // precision: how quantized weights meet the activations (kernels.h); plain weights are exact either way.
+  Gemma3State(const Gemma3& model, int64_t n_ctx, ThreadPool& pool, const KernelTable& kernels,
+              Precision precision = Precision::Exact);
 
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return n_ctx_; }
@@ -88,6 +90,7 @@ class Gemma3State {
 
   ThreadPool& pool_;
   const KernelTable& kernels_;
+  Precision precision_;
   int64_t n_ctx_;
   int64_t n_past_ = 0;
   std::vector<LayerCache> cache_;
@@ -95,7 +98,6 @@ class Gemma3State {
   std::vector<float> x_, normed_, q_, k_, v_, attn_, proj_, gate_, up_;
   std::vector<int64_t> image_first_, image_last_;  // per chunk token: its image's first and last position, or its own
   std::vector<float> rope_cos_, rope_sin_;          // [chunk token][local, global][head_dim / 2]
-  std::vector<float> scores_;  // [heads][capacity]
 };
 
 }  // namespace medlab

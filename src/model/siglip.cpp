@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/attention.h"
 
 namespace medlab {
 namespace {
@@ -58,9 +59,7 @@ struct SiglipVision::Scratch {
   std::vector<float> normed;               // layer-norm output, [hidden]
   std::vector<float> q, k, v, attn, proj;  // [hidden]
   std::vector<float> mlp;                  // [intermediate]
-  // One head at a time: queries and keys [num_patches][head_dim], values transposed [head_dim][num_patches],
-  // scores for a block of queries [kQueryBlock][num_patches], and that block's output [kQueryBlock][head_dim].
-  std::vector<float> head_q, head_k, head_vt, scores, head_out;
+  Precision precision = Precision::Exact;  // for the weight matmuls
 };
 
 SiglipVision::SiglipVision(const Checkpoint& checkpoint) {
@@ -121,7 +120,8 @@ SiglipVision::SiglipVision(const Checkpoint& checkpoint) {
   const std::string& projector_prefix = checkpoint.layout().projector;
   const std::string norm_name = "mm_soft_emb_norm.weight";
   soft_norm_scale_ = vector_f32(checkpoint.projector(norm_name), d, projector_prefix + norm_name);
-  for (float& w : soft_norm_scale_) w += 1.0f;  // Gemma's RMSNorm multiplies by (1 + w)
+  if (!checkpoint.norms_include_one())  // Gemma's RMSNorm multiplies by (1 + w); GGUF stores 1 + w already
+    for (float& w : soft_norm_scale_) w += 1.0f;
 
   const std::string projection_name = "mm_input_projection_weight";
   const TensorView& projection = checkpoint.projector(projection_name);
@@ -135,18 +135,15 @@ SiglipVision::SiglipVision(const Checkpoint& checkpoint) {
   projection_dtype_ = projection.dtype;
 }
 
-void SiglipVision::encode(const float* pixels, float* out, ThreadPool& pool, const KernelTable& kernels) const {
+void SiglipVision::encode(const float* pixels, float* out, ThreadPool& pool, const KernelTable& kernels,
+                          Precision precision) const {
   const int64_t n = num_patches(), d = config_.hidden_size;
   const float eps = float(config_.layer_norm_eps);
   Scratch s;
+  s.precision = precision;
   for (std::vector<float>* buffer : {&s.x, &s.normed, &s.q, &s.k, &s.v, &s.attn, &s.proj})
     buffer->resize(size_t(n * d));
   s.mlp.resize(size_t(n * config_.intermediate_size));
-  s.head_q.resize(size_t(n * head_dim_));
-  s.head_k.resize(size_t(n * head_dim_));
-  s.head_vt.resize(size_t(n * head_dim_));
-  s.scores.resize(size_t(std::min(n, kQueryBlock) * n));
-  s.head_out.resize(size_t(std::min(n, kQueryBlock) * head_dim_));
 
   embed_patches(pixels, s, pool, kernels);
   for (const Layer& layer : layers_) {
@@ -176,58 +173,53 @@ void SiglipVision::embed_patches(const float* pixels, Scratch& s, ThreadPool& po
         for (int64_t ky = 0; ky < p; ++ky)
           std::memcpy(row + (ch * p + ky) * p, pixels + (ch * size + py * p + ky) * size + px * p, size_t(p) * 4);
     }
-  matmul(kernels, pool, patches.data(), n, patch_embedding_, s.x.data());
+  matmul(kernels, pool, patches.data(), n, patch_embedding_, s.x.data(), s.precision);
   add_bias(s.x.data(), patch_bias_, n);
   for (int64_t i = 0; i < n * d; ++i) s.x[size_t(i)] += element_f32(position_embedding_, i);
 }
 
 void SiglipVision::attention(const Layer& layer, Scratch& s, ThreadPool& pool, const KernelTable& kernels) const {
   const int64_t n = num_patches(), d = config_.hidden_size, hd = head_dim_;
-  matmul(kernels, pool, s.normed.data(), n, layer.q, s.q.data());
-  matmul(kernels, pool, s.normed.data(), n, layer.k, s.k.data());
-  matmul(kernels, pool, s.normed.data(), n, layer.v, s.v.data());
+  matmul(kernels, pool, s.normed.data(), n, layer.q, s.q.data(), s.precision);
+  matmul(kernels, pool, s.normed.data(), n, layer.k, s.k.data(), s.precision);
+  matmul(kernels, pool, s.normed.data(), n, layer.v, s.v.data(), s.precision);
   add_bias(s.q.data(), layer.q_bias, n);
   add_bias(s.k.data(), layer.k_bias, n);
   add_bias(s.v.data(), layer.v_bias, n);
 
-  // Per head: scores = Q K^T and out = P V, both as matmuls over f32 views of this head's keys and
-  // transposed values. The scale is applied to the queries, which equals scaling the scores.
-  const float scale = float(1.0 / std::sqrt(double(hd)));
-  const WeightMatrix keys{DType::F32, n, hd, s.head_k.data()};
-  const WeightMatrix values_t{DType::F32, hd, n, s.head_vt.data()};
-  for (int64_t h = 0; h < config_.num_attention_heads; ++h) {
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t i = 0; i < hd; ++i) {
-        const size_t from = size_t(t * d + h * hd + i);
-        s.head_q[size_t(t * hd + i)] = s.q[from] * scale;
-        s.head_k[size_t(t * hd + i)] = s.k[from];
-        s.head_vt[size_t(i * n + t)] = s.v[from];
+  // Every patch sees every patch: one fused attention call per head and block of kQueryBlock queries.
+  const AttentionShape shape{hd, float(1.0 / std::sqrt(double(hd))), 0.0f};
+  const int64_t blocks = (n + kQueryBlock - 1) / kQueryBlock;
+  pool.parallel_for(config_.num_attention_heads * blocks, [&](int64_t unit_begin, int64_t unit_end) {
+    const float* q[kQueryBlock];
+    float* out[kQueryBlock];
+    int64_t first[kQueryBlock], last[kQueryBlock];
+    for (int64_t unit = unit_begin; unit < unit_end; ++unit) {
+      const int64_t h = unit / blocks, q0 = unit % blocks * kQueryBlock, rows = std::min(kQueryBlock, n - q0);
+      for (int64_t r = 0; r < rows; ++r) {
+        q[r] = &s.q[size_t((q0 + r) * d + h * hd)];
+        out[r] = &s.attn[size_t((q0 + r) * d + h * hd)];
+        first[r] = 0;
+        last[r] = n - 1;
       }
-    for (int64_t q0 = 0; q0 < n; q0 += kQueryBlock) {
-      const int64_t rows = std::min(kQueryBlock, n - q0);
-      matmul(kernels, pool, &s.head_q[size_t(q0 * hd)], rows, keys, s.scores.data());
-      pool.parallel_for(rows, [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r) softmax(&s.scores[size_t(r * n)], n);
-      });
-      matmul(kernels, pool, s.scores.data(), rows, values_t, s.head_out.data());
-      for (int64_t r = 0; r < rows; ++r)
-        std::memcpy(&s.attn[size_t((q0 + r) * d + h * hd)], &s.head_out[size_t(r * hd)], size_t(hd) * 4);
+      medlab::attention(kernels, {rows, q, out, first, last}, {&s.k[size_t(h * hd)], &s.v[size_t(h * hd)], d, n},
+                        shape);
     }
-  }
-  matmul(kernels, pool, s.attn.data(), n, layer.out, s.proj.data());
+  });
+  matmul(kernels, pool, s.attn.data(), n, layer.out, s.proj.data(), s.precision);
   add_residual(s.x.data(), s.proj.data(), layer.out_bias, n);
 }
 
 void SiglipVision::mlp(const Layer& layer, Scratch& s, ThreadPool& pool, const KernelTable& kernels) const {
   const int64_t n = num_patches(), inter = config_.intermediate_size;
-  matmul(kernels, pool, s.normed.data(), n, layer.fc1, s.mlp.data());
+  matmul(kernels, pool, s.normed.data(), n, layer.fc1, s.mlp.data(), s.precision);
   pool.parallel_for(n, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       float* row = &s.mlp[size_t(t * inter)];
       for (int64_t i = 0; i < inter; ++i) row[i] = gelu_tanh(row[i] + layer.fc1_bias[size_t(i)]);
     }
   });
-  matmul(kernels, pool, s.mlp.data(), n, layer.fc2, s.proj.data());
+  matmul(kernels, pool, s.mlp.data(), n, layer.fc2, s.proj.data(), s.precision);
   add_residual(s.x.data(), s.proj.data(), layer.fc2_bias, n);
 }
 
@@ -248,7 +240,7 @@ void SiglipVision::project(Scratch& s, float* out, ThreadPool& pool, const Kerne
       rms_norm(token, soft_norm_scale_.data(), token, d, float(config_.layer_norm_eps));
     }
   matmul(kernels, pool, pooled.data(), tokens_per_image(), {projection_dtype_, output_dim_, d, projection_t_.data()},
-         out);
+         out, s.precision);
 }
 
 }  // namespace medlab

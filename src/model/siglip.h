@@ -28,9 +28,11 @@ class SiglipVision {
   // pixels: [num_channels][image_size][image_size], normalized as the image processor does (channel-major,
   // as normalize_chw writes). Writes tokens_per_image() x output_dim() floats to `out`: the soft tokens in
   // row-major order of the pooled grid, unscaled (the decoder must not multiply them by sqrt(hidden)).
-  void encode(const float* pixels, float* out, ThreadPool& pool, const KernelTable& kernels) const;
+  // precision: how quantized weights meet the activations (kernels.h).
+  void encode(const float* pixels, float* out, ThreadPool& pool, const KernelTable& kernels,
+              Precision precision = Precision::Exact) const;
 
-  // Query rows attended together: the score buffer holds kQueryBlock x num_patches floats.
+  // Query rows per fused attention call: each call transposes a block of keys once for all of them.
   static constexpr int64_t kQueryBlock = 128;
 
  private:

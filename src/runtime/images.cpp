@@ -54,9 +54,10 @@ PromptImage read_prompt_image(const std::string& path, const ImageReadOptions& o
 }
 
 ImageEmbeddingCache::Encoded ImageEmbeddingCache::encode(const SiglipVision& vision, const ModelInput& input,
-                                                         ThreadPool& pool, const KernelTable& kernels) {
+                                                         ThreadPool& pool, const KernelTable& kernels,
+                                                         Precision precision) {
   Sha256 sha;
-  const int64_t dims[2] = {vision.image_size(), vision.output_dim()};
+  const int64_t dims[3] = {vision.image_size(), vision.output_dim(), int64_t(precision)};
   sha.update(dims, sizeof dims).update(input.pixels.data(), input.pixels.size() * sizeof(float));
   const std::string key = sha.hex_digest();
   {
@@ -69,7 +70,7 @@ ImageEmbeddingCache::Encoded ImageEmbeddingCache::encode(const SiglipVision& vis
   }
   const auto start = std::chrono::steady_clock::now();
   auto embeddings = std::make_shared<std::vector<float>>(size_t(vision.tokens_per_image() * vision.output_dim()));
-  vision.encode(input.pixels.data(), embeddings->data(), pool, kernels);
+  vision.encode(input.pixels.data(), embeddings->data(), pool, kernels, precision);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::lock_guard lock(mutex_);
   if (entries_.emplace(key, embeddings).second) recent_.push_front(key);

@@ -37,7 +37,8 @@ struct PromptImage {
 PromptImage read_prompt_image(const std::string& path, const ImageReadOptions& options = {});
 
 // Soft tokens of images already encoded, keyed by the SHA-256 of the model input (the preprocessed
-// pixels), so the same pixels with the same preprocessing are encoded once. Safe to share between threads.
+// pixels) and the precision, so the same pixels with the same preprocessing are encoded once. Safe to share
+// between threads.
 class ImageEmbeddingCache {
  public:
   explicit ImageEmbeddingCache(size_t capacity = 64) : capacity_(capacity) {}
@@ -47,7 +48,8 @@ class ImageEmbeddingCache {
     double encode_ms = 0;  // 0 when it came from the cache
     bool cached = false;
   };
-  Encoded encode(const SiglipVision& vision, const ModelInput& input, ThreadPool& pool, const KernelTable& kernels);
+  Encoded encode(const SiglipVision& vision, const ModelInput& input, ThreadPool& pool, const KernelTable& kernels,
+                 Precision precision = Precision::Exact);
 
  private:
   size_t capacity_;

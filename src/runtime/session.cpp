@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "formats/quantize_weights.h"
 
 namespace medlab {
 namespace {
@@ -54,11 +56,27 @@ LoadedModel::LoadedModel(Checkpoint checkpoint_, Tokenizer tokenizer_)
       decoder(checkpoint, tokenizer.size(), checkpoint.config().mm_tokens_per_image),
       vision(checkpoint.config().multimodal() ? std::make_unique<SiglipVision>(checkpoint) : nullptr) {}
 
+Tokenizer gguf_tokenizer(const GgufFile& file) {
+  const std::string& model = file.string("tokenizer.ggml.model");
+  if (model != "llama")
+    fail(file.path(), ": tokenizer.ggml.model is '", model, "'; medlab reads Gemma's SentencePiece-style 'llama' vocabulary");
+  if (file.boolean("tokenizer.ggml.add_space_prefix", false))
+    fail(file.path(), ": tokenizer.ggml.add_space_prefix is true; Gemma 3's tokenizer adds no leading space");
+  ScoredVocabulary v{file.path(), file.strings("tokenizer.ggml.tokens"), {}, {}};
+  for (double s : file.numbers("tokenizer.ggml.scores")) v.scores.push_back(float(s));
+  for (int64_t t : file.integers("tokenizer.ggml.token_type")) v.types.push_back(int32_t(t));
+  return Tokenizer::from_scored_vocabulary(v);
+}
+
 std::unique_ptr<LoadedModel> load_model(const std::string& model, const LoadOptions& options) {
-  Checkpoint checkpoint = Checkpoint::open(model, options.hf_hub_cache);
+  Checkpoint checkpoint = Checkpoint::open(model, options.hf_hub_cache, options.mmproj);
+  if (options.quantize)
+    quantize_weights(checkpoint, *options.quantize, int(std::max(1u, std::thread::hardware_concurrency())));
   const auto tokenizer_path = checkpoint.dir() / "tokenizer.json";
-  if (!std::filesystem::exists(tokenizer_path)) fail(tokenizer_path.string(), ": missing (the model folder needs its tokenizer)");
-  auto loaded = std::make_unique<LoadedModel>(std::move(checkpoint), Tokenizer::load(tokenizer_path.string()));
+  if (!checkpoint.gguf() && !std::filesystem::exists(tokenizer_path))
+    fail(tokenizer_path.string(), ": missing (the model folder needs its tokenizer)");
+  Tokenizer tokenizer = checkpoint.gguf() ? gguf_tokenizer(*checkpoint.gguf()) : Tokenizer::load(tokenizer_path.string());
+  auto loaded = std::make_unique<LoadedModel>(std::move(checkpoint), std::move(tokenizer));
   const int64_t n_vocab = loaded->tokenizer.size();
   for (int64_t id : loaded->checkpoint.config().eos_token_ids)
     if (id >= 0 && id < n_vocab) loaded->stop_tokens.push_back(TokenId(id));
@@ -70,8 +88,9 @@ std::unique_ptr<LoadedModel> load_model(const std::string& model, const LoadOpti
   return loaded;
 }
 
-Session::Session(const LoadedModel& model, int64_t n_ctx, ThreadPool& pool, const KernelTable& kernels)
-    : model_(model), state_(model.decoder, n_ctx, pool, kernels), logits_(size_t(model.decoder.n_vocab())) {}
+Session::Session(const LoadedModel& model, int64_t n_ctx, ThreadPool& pool, const KernelTable& kernels,
+                 Precision precision)
+    : model_(model), state_(model.decoder, n_ctx, pool, kernels, precision), logits_(size_t(model.decoder.n_vocab())) {}
 
 GenerationResult Session::generate(const std::vector<TokenId>& prompt, const GenerationSettings& settings,
                                    const std::function<void(std::string_view)>& on_text,

@@ -44,6 +44,9 @@ struct LoadOptions {
 // the tokenizer.
 std::unique_ptr<LoadedModel> load_model(const std::string& model, const LoadOptions& options);
 
+// The tokenizer a GGUF file's tokenizer.ggml.* metadata describes; throws Error naming the file and key.
+Tokenizer gguf_tokenizer(const GgufFile& file);
+
 struct GenerationSettings {
   int64_t max_new_tokens = 256;
   SamplerSettings sampler;
@@ -69,7 +72,8 @@ struct GenerationResult {
 
 class Session {
  public:
-  Session(const LoadedModel& model, int64_t n_ctx, ThreadPool& pool, const KernelTable& kernels);
+  Session(const LoadedModel& model, int64_t n_ctx, ThreadPool& pool, const KernelTable& kernels,
+          Precision precision = Precision::Exact);
 
   // Generates a continuation of prompt_tokens (which start with <bos>) from an empty cache; `images`
   // place soft tokens over the prompt's image placeholders. on_text receives the answer's text as it

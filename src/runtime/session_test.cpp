@@ -84,6 +84,26 @@ TEST_F(TinySession, SeededSamplingIsTheSameOnOneAndTwoThreads) {
   EXPECT_TRUE(differs) << "another seed should give another answer";
 }
 
+// The session's precision reaches the decoder's matmuls: on Q8_0 weights Fast and Exact give different
+// log-probabilities, apart by no more than the activations' 8-bit rounding can move them.
+TEST_F(TinySession, PrecisionReachesQuantizedDecoder) {
+  const std::unique_ptr<LoadedModel> q8 = load_model(dir_.string(), {.quantize = DType::Q8_0});
+  const auto prompt = q8->tokenizer.encode(render_chat({{"user", "Is the cardiac silhouette enlarged?"}}));
+  GenerationSettings settings;
+  settings.max_new_tokens = 1;
+  settings.logprobs = 1;
+  ThreadPool pool(2);
+  float logprob[2];
+  for (Precision precision : {Precision::Exact, Precision::Fast}) {
+    Session session(*q8, 256, pool, best_kernels(), precision);
+    const GenerationResult r = session.generate(prompt, settings);
+    ASSERT_EQ(r.tokens.size(), 1u);
+    logprob[int(precision)] = r.tokens[0].logprob;
+  }
+  EXPECT_NE(logprob[0], logprob[1]);
+  EXPECT_NEAR(logprob[0], logprob[1], 0.05);
+}
+
 // The generation loop ends on any of these unless told to ignore them.
 TEST_F(TinySession, StopTokensAreEosAndEndOfTurn) {
   const auto end_of_turn = model_->tokenizer.find("<end_of_turn>");

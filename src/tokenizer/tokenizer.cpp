@@ -278,6 +278,7 @@ struct Tokenizer::Impl {
   void encode_segment(std::string_view text, std::vector<TokenId>& out) const;
   void merge_word(Word& word, std::vector<TokenId>& out) const;
   void check_id(TokenId id) const;
+  void merges_from_scores(const ScoredVocabulary& vocabulary);
 };
 
 TokenId Tokenizer::Impl::require(const std::string& token, const char* role) const {
@@ -514,6 +515,100 @@ Tokenizer Tokenizer::load(const std::string& tokenizer_json_path) {
   } catch (const json::exception& e) {  // a field of the wrong JSON type, where load() did not check
     fail(tokenizer_json_path, ": unexpected structure: ", e.what());
   }
+  return Tokenizer(std::move(impl));
+}
+
+namespace {
+
+// llama.cpp's token types.
+constexpr int32_t kTypeNormal = 1, kTypeUnknown = 2, kTypeControl = 3, kTypeUserDefined = 4;
+// Score medlab's GGUF export gives tokens that no merge produces (gguf_export.cpp).
+constexpr float kNoMergeScore = -1e9f;
+
+// Control tokens that tokenizer.json lists as added but not special, which the GGUF export (like
+// llama.cpp's converter) nevertheless types as control: Gemma's <mask>, <unusedN> and <|...|>.
+bool control_but_not_special(std::string_view t) {
+  const auto wraps = [&](std::string_view open, std::string_view close) {
+    return t.size() >= open.size() + close.size() && t.starts_with(open) && t.ends_with(close);
+  };
+  return t == "<mask>" || wraps("<unused", ">") || wraps("<|", "|>");
+}
+
+// A normal token made only of "▁" (two or more): tokenizer.json adds these runs as (non-special)
+// added tokens, which the GGUF export types as normal so that llama.cpp reaches them through merges.
+bool metaspace_run(std::string_view t) {
+  if (t.size() < 2 * kMetaspace.size() || t.size() % kMetaspace.size() != 0) return false;
+  for (size_t i = 0; i < t.size(); i += kMetaspace.size())
+    if (t.substr(i, kMetaspace.size()) != kMetaspace) return false;
+  return true;
+}
+
+}  // namespace
+
+// BPE merges from scores. A merge is any split of a normal token into two vocabulary pieces, and
+// merges are ranked by the merged token's score, highest first: medlab's export scores a token minus
+// the rank of the first merge that makes it, so the lowest-ranked (first-applied) merge for each
+// token is the same as tokenizer.json's. Splits that tokenizer.json does not list, or lists with a
+// later rank, are admitted at that rank too, as llama.cpp's tokenizer admits them; the parity corpus
+// checks that this changes no encoding for Gemma 3's vocabulary.
+void Tokenizer::Impl::merges_from_scores(const ScoredVocabulary& v) {
+  std::vector<float> distinct;
+  for (size_t id = 0; id < v.tokens.size(); ++id)
+    if (v.types[id] == kTypeNormal && v.scores[id] > kNoMergeScore) distinct.push_back(v.scores[id]);
+  std::sort(distinct.begin(), distinct.end(), std::greater<>());
+  distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+  for (size_t id = 0; id < v.tokens.size(); ++id) {
+    if (v.types[id] != kTypeNormal || !(v.scores[id] > kNoMergeScore)) continue;
+    const auto rank = uint32_t(std::lower_bound(distinct.begin(), distinct.end(), v.scores[id], std::greater<>()) -
+                               distinct.begin());
+    const std::string_view token = token_strings[id];
+    for (size_t cut = next_utf8_char(token, 0).length; cut > 0 && cut < token.size();) {
+      const TokenId left = ids_by_string.find(token.substr(0, cut));
+      const TokenId right = ids_by_string.find(token.substr(cut));
+      if (left != kNoToken && right != kNoToken) merges.set(uint32_t(left), uint32_t(right), {rank, TokenId(id)});
+      const size_t step = next_utf8_char(token, cut).length;
+      cut = step == 0 ? 0 : cut + step;
+    }
+  }
+}
+
+Tokenizer Tokenizer::from_scored_vocabulary(const ScoredVocabulary& v) {
+  const std::string& where = v.source;
+  if (v.tokens.empty()) fail(where, ": the vocabulary is empty");
+  if (v.scores.size() != v.tokens.size() || v.types.size() != v.tokens.size())
+    fail(where, ": ", v.tokens.size(), " tokens but ", v.scores.size(), " scores and ", v.types.size(), " token types");
+  for (size_t id = 0; id < v.tokens.size(); ++id) {
+    if (v.types[id] < 1 || v.types[id] > 6) fail(where, ": token ", id, " has unknown token type ", v.types[id]);
+    if (v.tokens[id].empty()) fail(where, ": token ", id, " is empty");
+    if (!is_valid_utf8(v.tokens[id])) fail(where, ": token ", id, " is not valid UTF-8");
+  }
+
+  // The pipeline of Gemma 3's tokenizer.json, which a SentencePiece-style GGUF vocabulary stands for,
+  // so that Impl::load builds everything but the merges exactly as from the JSON file.
+  TokenizerJson file;
+  file.model = {{"type", "BPE"}, {"byte_fallback", true}};
+  file.sections["normalizer"] = {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", kMetaspace}};
+  file.sections["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "MergedWithPrevious"}};
+  file.sections["decoder"] = {
+      {"type", "Sequence"},
+      {"decoders", json::array({{{"type", "Replace"}, {"pattern", {{"String", kMetaspace}}}, {"content", " "}},
+                                {{"type", "ByteFallback"}},
+                                {{"type", "Fuse"}}})}};
+  json added = json::array();
+  for (size_t id = 0; id < v.tokens.size(); ++id) {
+    const int32_t type = v.types[id];
+    const std::string& t = v.tokens[id];
+    const bool control = type == kTypeControl || type == kTypeUnknown;
+    if (control || type == kTypeUserDefined || (type == kTypeNormal && metaspace_run(t)))
+      added.push_back({{"id", id}, {"content", t}, {"special", control && !control_but_not_special(t)}});
+    file.vocab.emplace_back(t, int64_t(id));
+  }
+  file.sections["added_tokens"] = std::move(added);
+
+  auto impl = std::make_unique<Impl>();
+  impl->path = where;
+  impl->load(file);
+  impl->merges_from_scores(v);
   return Tokenizer(std::move(impl));
 }
 

@@ -19,9 +19,21 @@ namespace medlab {
 
 using TokenId = int32_t;
 
+// A SentencePiece-style vocabulary as a GGUF file keeps it (tokenizer.ggml.tokens / scores / token_type,
+// llama.cpp's token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte).
+struct ScoredVocabulary {
+  std::string source;  // the file it came from, for errors
+  std::vector<std::string> tokens;
+  std::vector<float> scores;
+  std::vector<int32_t> types;
+};
+
 class Tokenizer {
  public:
   static Tokenizer load(const std::string& tokenizer_json_path);  // throws Error naming the file and field
+  // The same BPE from a scored vocabulary (see from_scored_vocabulary in tokenizer.cpp for how merges
+  // and added tokens are recovered); gives tokenizer.json's ids for a vocabulary medlab's GGUF export wrote.
+  static Tokenizer from_scored_vocabulary(const ScoredVocabulary& vocabulary);
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
   ~Tokenizer();

@@ -34,7 +34,8 @@ export function promptDifference(refTokens, medTokens) {
 // both sides use the tokenizer's ids (the GGUF keeps them), while pieces are ambiguous (a lone byte
 // token decodes to part of a character; "\n" and <0x0A> are different ids with the same text). A token
 // in one top-k but not the other is a mismatch unless it sits at the cut-off within the tolerance.
-export function compareSteps(ref, med, { steps, top, tolerance }) {
+// ties: false makes a differing pick a mismatch even when it is a near-tie.
+export function compareSteps(ref, med, { steps, top, tolerance, ties = true }) {
   const problems = [], notes = [];
   let matched = 0, maxDelta = 0;
   for (let i = 0; i < steps; i++) {
@@ -44,7 +45,7 @@ export function compareSteps(ref, med, { steps, top, tolerance }) {
       // A near-tie may fall either way within the tolerance; the sequences part there, so stop comparing.
       const medlabOnRef = m.top.find((e) => e.id === r.id)?.logprob ?? -Infinity;
       const refOnMedlab = r.top.find((e) => e.id === m.id)?.logprob ?? -Infinity;
-      const tie = m.logprob - medlabOnRef <= tolerance && r.logprob - refOnMedlab <= tolerance;
+      const tie = ties && m.logprob - medlabOnRef <= tolerance && r.logprob - refOnMedlab <= tolerance;
       const what = `step ${i}: llama.cpp picks ${r.id} ${show(r.token)}, medlab ${m.id} ${show(m.piece)}`;
       if (tie) notes.push(`${what}: a near-tie, so the sequences part here; later steps not compared`);
       else problems.push(what);

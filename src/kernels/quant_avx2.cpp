@@ -1,0 +1,405 @@
+// Quantized-weight kernels for AVX2 (also used by the AVX-512 set: the int8 work here is not what
+// limits a 4-bit matmul, and AVX-512 code could not be tested on the machines this was written on).
+//
+// Fast: a register tile of 4 activation rows x 2 weight rows. Each weight block is unpacked once (to
+// int8 or int16 levels in registers for 32-value blocks, to KQuantLevels in L1 for K-quant super-blocks)
+// and meets the 4 activation rows; integer products go through maddubs/madd to 8 int32 lanes, each
+// block adds d_w * d_x * lanes into an 8-lane float accumulator, and a fixed horizontal sum ends the
+// output. An output's bits so depend only on its own activation row and weight row.
+// Exact: dequantize_row_avx2 gives dequantize_row's bits (this file is built with -ffp-contract=off).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <type_traits>
+
+#include "kernels/quant_matmul.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+namespace medlab {
+namespace {
+
+inline float half(uint16_t h) { return _cvtsh_ss(h); }
+
+inline float horizontal_sum(__m256 v) {
+  const __m128 pairs = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 quads = _mm_add_ps(pairs, _mm_movehl_ps(pairs, pairs));
+  return _mm_cvtss_f32(_mm_add_ss(quads, _mm_movehdup_ps(quads)));
+}
+
+// Weight rows stream from memory once per call: ask for them a little ahead of their use.
+inline void prefetch_ahead(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p) + 1024, _MM_HINT_T0); }
+
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline void store256(void* p, __m256i v) { _mm256_storeu_si256(static_cast<__m256i*>(p), v); }
+inline __m256 int8x8_to_float(const void* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(static_cast<const __m128i*>(p))));
+}
+inline __m256 uint8x8_to_float(const void* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(static_cast<const __m128i*>(p))));
+}
+
+// ---- K-quant super-blocks to KQuantLevels ----
+
+inline void store_k4_scales(const uint8_t packed[12], KQuantLevels& out) {
+  const K4Scales k4 = unpack_k4_scales(packed);
+  const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(k4.scales))));
+  #pragma GCC unroll 8
+  for (int s = 0; s < 8; ++s)  // int16 lane s everywhere: bytes 2s, 2s + 1
+    store256(out.scales[s], _mm256_shuffle_epi8(scales, _mm256_set1_epi16(int16_t(0x0100 + 0x0202 * s))));
+  const __m128i m = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(k4.mins)));
+  store256(out.mins, _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m)));
+}
+
+inline void levels(const BlockQ4_K& b, KQuantLevels& out) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  #pragma GCC unroll 8
+  for (int c = 0; c < 4; ++c) {
+    const __m256i v = load256(b.qs + 32 * c);
+    store256(out.q + 64 * c, _mm256_and_si256(v, low4));
+    store256(out.q + 64 * c + 32, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+  }
+  store_k4_scales(b.scales, out);
+  out.d = half(b.d);
+  out.dmin = half(b.dmin);
+}
+
+inline void levels(const BlockQ5_K& b, KQuantLevels& out) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+  const __m256i qh = load256(b.qh);
+  #pragma GCC unroll 8
+  for (int c = 0; c < 4; ++c) {
+    const __m256i v = load256(b.qs + 32 * c);
+    const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), one), 4);
+    const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), one), 4);
+    store256(out.q + 64 * c, _mm256_or_si256(_mm256_and_si256(v, low4), h0));
+    store256(out.q + 64 * c + 32, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), h1));
+  }
+  store_k4_scales(b.scales, out);
+  out.d = half(b.d);
+  out.dmin = half(b.dmin);
+}
+
+inline void levels(const BlockQ6_K& b, KQuantLevels& out) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(3);
+  #pragma GCC unroll 8
+  for (int n = 0; n < 2; ++n) {
+    const __m256i ql0 = load256(b.ql + 64 * n), ql1 = load256(b.ql + 64 * n + 32), qh = load256(b.qh + 32 * n);
+    auto high = [&](int shift) { return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, shift), low2), 4); };
+    uint8_t* q = out.q + 128 * n;
+    store256(q, _mm256_or_si256(_mm256_and_si256(ql0, low4), high(0)));
+    store256(q + 32, _mm256_or_si256(_mm256_and_si256(ql1, low4), high(2)));
+    store256(q + 64, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), high(4)));
+    store256(q + 96, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), high(6)));
+  }
+  const __m256i scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+  const __m256i first8 = _mm256_permute2x128_si256(scales, scales, 0x00);
+  const __m256i last8 = _mm256_permute2x128_si256(scales, scales, 0x11);
+  #pragma GCC unroll 8
+  for (int s = 0; s < 8; ++s) {  // lanes 0-7: int16 2s, lanes 8-15: int16 2s + 1
+    const int g = (2 * s) % 8;
+    const __m256i pick = _mm256_set_m128i(_mm_set1_epi16(int16_t(0x0100 + 0x0202 * (g + 1))),
+                                          _mm_set1_epi16(int16_t(0x0100 + 0x0202 * g)));
+    store256(out.scales[s], _mm256_shuffle_epi8(s < 4 ? first8 : last8, pick));
+  }
+  store256(out.mins, _mm256_slli_epi16(scales, 5));  // the offset of 32, times each group's scale
+  out.d = out.dmin = half(b.d);
+}
+
+// ---- Exact: dequantize ----
+
+template <class Block>
+void dequantize_k(const Block* x, float* y, int64_t nb) {
+  KQuantLevels lv;
+  for (int64_t b = 0; b < nb; ++b, y += kQK) {
+    levels(x[b], lv);
+    for (int g = 0; g < 16; ++g) {
+      __m256 scale, offset;
+      if constexpr (std::is_same_v<Block, BlockQ6_K>) {
+        scale = _mm256_set1_ps(lv.d * float(lv.scales[g / 2][8 * (g % 2)]));
+        offset = _mm256_set1_ps(32.0f);  // (q - 32) is exact in float, as the reference's int subtraction
+      } else {
+        scale = _mm256_set1_ps(lv.d * float(lv.scales[g / 2][0]));
+        offset = _mm256_set1_ps(lv.dmin * float(lv.mins[g]));
+      }
+      for (int e = 16 * g; e < 16 * g + 16; e += 8) {
+        const __m256 q = uint8x8_to_float(lv.q + e);
+        const __m256 v = std::is_same_v<Block, BlockQ6_K> ? _mm256_mul_ps(scale, _mm256_sub_ps(q, offset))
+                                                          : _mm256_sub_ps(_mm256_mul_ps(scale, q), offset);
+        _mm256_storeu_ps(y + e, v);
+      }
+    }
+  }
+}
+
+void dequantize_q8_0(const BlockQ8_0* x, float* y, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, y += 32) {
+    const __m256 d = _mm256_set1_ps(half(x[b].d));
+    for (int e = 0; e < 32; e += 8) _mm256_storeu_ps(y + e, _mm256_mul_ps(int8x8_to_float(x[b].qs + e), d));
+  }
+}
+
+void dequantize_q4_0(const BlockQ4_0* x, float* y, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, y += 32) {
+    const __m256 d = _mm256_set1_ps(half(x[b].d));
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].qs));
+    const __m128i low4 = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+    alignas(16) int8_t v[32];
+    _mm_store_si128(reinterpret_cast<__m128i*>(v), _mm_sub_epi8(_mm_and_si128(q, low4), eight));
+    _mm_store_si128(reinterpret_cast<__m128i*>(v + 16), _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), low4), eight));
+    for (int e = 0; e < 32; e += 8) _mm256_storeu_ps(y + e, _mm256_mul_ps(int8x8_to_float(v + e), d));
+  }
+}
+
+// The 32 4-bit codes of 16 NF4 bytes in value order (each byte: even value high, odd value low).
+inline void nf4_codes_in_order(const uint8_t* bytes, __m128i& first16, __m128i& last16) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes)), low4 = _mm_set1_epi8(0x0F);
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), low4), lo = _mm_and_si128(v, low4);
+  first16 = _mm_unpacklo_epi8(hi, lo);
+  last16 = _mm_unpackhi_epi8(hi, lo);
+}
+
+void dequantize_nf4(const BlockNF4* x, float* y, int64_t nb) {
+  const __m256 levels_low = _mm256_loadu_ps(kNf4Levels), levels_high = _mm256_loadu_ps(kNf4Levels + 8);
+  const __m256i seven = _mm256_set1_epi32(7);
+  for (int64_t b = 0; b < nb; ++b, y += 64) {
+    const __m256 d = _mm256_set1_ps(x[b].d);
+    alignas(16) uint8_t codes[64];
+    for (int h = 0; h < 2; ++h)
+      nf4_codes_in_order(x[b].qs + 16 * h, *reinterpret_cast<__m128i*>(codes + 32 * h),
+                         *reinterpret_cast<__m128i*>(codes + 32 * h + 16));
+    for (int e = 0; e < 64; e += 8) {
+      const __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + e)));
+      const __m256 upper = _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, seven));
+      const __m256 level = _mm256_blendv_ps(_mm256_permutevar8x32_ps(levels_low, idx),
+                                            _mm256_permutevar8x32_ps(levels_high, idx), upper);
+      _mm256_storeu_ps(y + e, _mm256_mul_ps(level, d));
+    }
+  }
+}
+
+// ---- Fast: 32-value blocks (Q8_0, Q4_0, and NF4 in halves) against Q8_0 activations ----
+
+// Unpacked weights of one 32-value block: for int8 types a = |w|, b = w; for NF4 a, b = int16 levels
+// of values 0-7|16-23 and 8-15|24-31, the lane order unpacklo/hi_epi8 give the activations too.
+struct Weights32 {
+  __m256i a, b;
+  float d;
+};
+struct Activations32 {
+  __m256i a, b;
+  float d;
+};
+
+template <DType D>
+inline Weights32 load_weights(const uint8_t* row, int64_t b) {
+  if constexpr (D == DType::Q8_0) {
+    const auto& blk = reinterpret_cast<const BlockQ8_0*>(row)[b];
+    const __m256i w = load256(blk.qs);
+    return {_mm256_abs_epi8(w), w, half(blk.d)};
+  } else if constexpr (D == DType::Q4_0) {
+    const auto& blk = reinterpret_cast<const BlockQ4_0*>(row)[b];
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)), low4 = _mm_set1_epi8(0x0F);
+    const __m256i w = _mm256_sub_epi8(
+        _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), low4), _mm_and_si128(q, low4)), _mm256_set1_epi8(8));
+    return {_mm256_abs_epi8(w), w, half(blk.d)};
+  } else {
+    const auto& blk = reinterpret_cast<const BlockNF4*>(row)[b / 2];
+    __m128i first16, last16;
+    nf4_codes_in_order(blk.qs + 16 * (b % 2), first16, last16);
+    const __m256i codes = _mm256_set_m128i(last16, first16);
+    alignas(16) static constexpr int8_t kLow[16] = {
+        int8_t(kNf4LevelsInt[0]),  int8_t(kNf4LevelsInt[1]),  int8_t(kNf4LevelsInt[2]),  int8_t(kNf4LevelsInt[3]),
+        int8_t(kNf4LevelsInt[4]),  int8_t(kNf4LevelsInt[5]),  int8_t(kNf4LevelsInt[6]),  int8_t(kNf4LevelsInt[7]),
+        int8_t(kNf4LevelsInt[8]),  int8_t(kNf4LevelsInt[9]),  int8_t(kNf4LevelsInt[10]), int8_t(kNf4LevelsInt[11]),
+        int8_t(kNf4LevelsInt[12]), int8_t(kNf4LevelsInt[13]), int8_t(kNf4LevelsInt[14]), int8_t(kNf4LevelsInt[15])};
+    alignas(16) static constexpr int8_t kHigh[16] = {
+        int8_t(kNf4LevelsInt[0] >> 8),  int8_t(kNf4LevelsInt[1] >> 8),  int8_t(kNf4LevelsInt[2] >> 8),
+        int8_t(kNf4LevelsInt[3] >> 8),  int8_t(kNf4LevelsInt[4] >> 8),  int8_t(kNf4LevelsInt[5] >> 8),
+        int8_t(kNf4LevelsInt[6] >> 8),  int8_t(kNf4LevelsInt[7] >> 8),  int8_t(kNf4LevelsInt[8] >> 8),
+        int8_t(kNf4LevelsInt[9] >> 8),  int8_t(kNf4LevelsInt[10] >> 8), int8_t(kNf4LevelsInt[11] >> 8),
+        int8_t(kNf4LevelsInt[12] >> 8), int8_t(kNf4LevelsInt[13] >> 8), int8_t(kNf4LevelsInt[14] >> 8),
+        int8_t(kNf4LevelsInt[15] >> 8)};
+    const __m256i table_low = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kLow)));
+    const __m256i table_high = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kHigh)));
+    const __m256i low = _mm256_shuffle_epi8(table_low, codes), high = _mm256_shuffle_epi8(table_high, codes);
+    return {_mm256_unpacklo_epi8(low, high), _mm256_unpackhi_epi8(low, high),
+            blk.d * (1.0f / float(1 << kNf4LevelBits))};
+  }
+}
+
+template <DType D>
+inline Activations32 load_activations(const BlockQ8_0& x) {
+  const __m256i q = load256(x.qs);
+  if constexpr (D == DType::NF4) {
+    const __m256i sign = _mm256_cmpgt_epi8(_mm256_setzero_si256(), q);
+    return {_mm256_unpacklo_epi8(q, sign), _mm256_unpackhi_epi8(q, sign), half(x.d)};
+  } else {
+    return {q, q, half(x.d)};
+  }
+}
+
+// 8 int32 partial sums of the block's 32 products.
+template <DType D>
+inline __m256i block_dot(const Weights32& w, const Activations32& x) {
+  if constexpr (D == DType::NF4) {
+    return _mm256_add_epi32(_mm256_madd_epi16(w.a, x.a), _mm256_madd_epi16(w.b, x.b));
+  } else {  // |w| * (x with w's sign): unsigned times signed, as maddubs wants
+    const __m256i pairs = _mm256_maddubs_epi16(w.a, _mm256_sign_epi8(x.a, w.b));
+    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+  }
+}
+
+template <DType D, int MR, int NR>
+void tile32(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, size_t w_row_bytes, int64_t nb, float* y,
+            int64_t y_stride) {
+  __m256 acc[MR][NR];
+  #pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    Weights32 wv[NR];
+    __m256 w_scale[NR];
+    #pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) {
+      prefetch_ahead(w + j * w_row_bytes + b * block_bytes(D) / (D == DType::NF4 ? 2 : 1));  // NF4: b counts halves
+      wv[j] = load_weights<D>(w + j * w_row_bytes, b);
+      w_scale[j] = _mm256_set1_ps(wv[j].d);
+    }
+    #pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const Activations32 xv = load_activations<D>(reinterpret_cast<const BlockQ8_0*>(xq + i * x_row_bytes)[b]);
+      const __m256 x_scale = _mm256_set1_ps(xv.d);
+      #pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j)
+        acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(w_scale[j], x_scale), _mm256_cvtepi32_ps(block_dot<D>(wv[j], xv)),
+                                    acc[i][j]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) y[i * y_stride + j] = horizontal_sum(acc[i][j]);
+}
+
+// ---- Fast: K-quant super-blocks against Q8_K activations ----
+
+template <DType D>
+using KBlock =
+    std::conditional_t<D == DType::Q4_K, BlockQ4_K, std::conditional_t<D == DType::Q5_K, BlockQ5_K, BlockQ6_K>>;
+
+template <DType D, int MR, int NR>
+void tile_k(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, size_t w_row_bytes, int64_t nb, float* y,
+            int64_t y_stride) {
+  __m256 acc[MR][NR];
+  #pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+  KQuantLevels lv[NR];
+  for (int64_t b = 0; b < nb; ++b) {
+    #pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j)
+      for (size_t line = 0; line < block_bytes(D); line += 64)
+        prefetch_ahead(w + j * w_row_bytes + b * block_bytes(D) + line);
+    #pragma GCC unroll 8
+    for (int j = 0; j < NR; ++j) levels(reinterpret_cast<const KBlock<D>*>(w + j * w_row_bytes)[b], lv[j]);
+    #pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const BlockQ8_K& xb = reinterpret_cast<const BlockQ8_K*>(xq + i * x_row_bytes)[b];
+      __m256i xv[8];
+      #pragma GCC unroll 8
+      for (int s = 0; s < 8; ++s) xv[s] = load256(xb.qs + 32 * s);
+      const __m256i bsums = load256(xb.bsums);
+      #pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j) {
+        __m256i sum = _mm256_setzero_si256();
+        #pragma GCC unroll 8
+        for (int s = 0; s < 8; ++s) {
+          const __m256i pairs = _mm256_maddubs_epi16(load256(lv[j].q + 32 * s), xv[s]);
+          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, load256(lv[j].scales[s])));
+        }
+        const __m256i sum_mins = _mm256_madd_epi16(load256(lv[j].mins), bsums);
+        acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(lv[j].d * xb.d), _mm256_cvtepi32_ps(sum), acc[i][j]);
+        acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(-lv[j].dmin * xb.d), _mm256_cvtepi32_ps(sum_mins), acc[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) y[i * y_stride + j] = horizontal_sum(acc[i][j]);
+}
+
+// ---- Fast: the loops around the tiles ----
+
+constexpr int kRowsX = 4, kRowsW = 2;
+
+template <DType D, int MR, int NR>
+void tile(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, size_t w_row_bytes, int64_t cols, float* y,
+          int64_t y_stride) {
+  if constexpr (D == DType::Q4_K || D == DType::Q5_K || D == DType::Q6_K)
+    tile_k<D, MR, NR>(xq, x_row_bytes, w, w_row_bytes, cols / kQK, y, y_stride);
+  else
+    tile32<D, MR, NR>(xq, x_row_bytes, w, w_row_bytes, cols / 32, y, y_stride);
+}
+
+template <DType D, int MR>
+void tile_any_width(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, size_t w_row_bytes, int64_t cols,
+                    int nr, float* y, int64_t y_stride) {
+  if (nr == kRowsW) return tile<D, MR, kRowsW>(xq, x_row_bytes, w, w_row_bytes, cols, y, y_stride);
+  tile<D, MR, 1>(xq, x_row_bytes, w, w_row_bytes, cols, y, y_stride);
+}
+
+// Activation rows in blocks that stay in L2 while weight rows stream past.
+template <DType D>
+void rows(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end, float* y,
+          int64_t y_stride) {
+  constexpr int64_t kL2Bytes = int64_t(1) << 18;
+  const size_t w_row_bytes = row_bytes(D, w.cols), x_row_bytes = row_bytes(fast_activation_type(D), w.cols);
+  const auto* x = static_cast<const uint8_t*>(xq);
+  const auto* wd = static_cast<const uint8_t*>(w.data);
+  const int64_t x_block = std::max<int64_t>(kRowsX, kL2Bytes / int64_t(x_row_bytes) / kRowsX * kRowsX);
+  for (int64_t i0 = 0; i0 < m; i0 += x_block) {
+    const int64_t i1 = std::min(m, i0 + x_block);
+    for (int64_t r = row_begin; r < row_end; r += kRowsW) {
+      const int nr = int(std::min<int64_t>(kRowsW, row_end - r));
+      const uint8_t* wr = wd + size_t(r) * w_row_bytes;
+      int64_t i = i0;
+      for (; i + kRowsX <= i1; i += kRowsX)
+        tile_any_width<D, kRowsX>(x + size_t(i) * x_row_bytes, x_row_bytes, wr, w_row_bytes, w.cols, nr,
+                                  y + i * y_stride + r, y_stride);
+      for (; i < i1; ++i)
+        tile_any_width<D, 1>(x + size_t(i) * x_row_bytes, x_row_bytes, wr, w_row_bytes, w.cols, nr,
+                             y + i * y_stride + r, y_stride);
+    }
+  }
+}
+
+}  // namespace
+
+void dequantize_row_avx2(DType type, const void* row, float* y, int64_t n) {
+  const int64_t nb = n / block_elements(type);
+  switch (type) {
+    case DType::Q8_0: return dequantize_q8_0(static_cast<const BlockQ8_0*>(row), y, nb);
+    case DType::Q4_0: return dequantize_q4_0(static_cast<const BlockQ4_0*>(row), y, nb);
+    case DType::NF4: return dequantize_nf4(static_cast<const BlockNF4*>(row), y, nb);
+    case DType::Q4_K: return dequantize_k(static_cast<const BlockQ4_K*>(row), y, nb);
+    case DType::Q5_K: return dequantize_k(static_cast<const BlockQ5_K*>(row), y, nb);
+    case DType::Q6_K: return dequantize_k(static_cast<const BlockQ6_K*>(row), y, nb);
+    default: return dequantize_row(type, row, y, n);
+  }
+}
+
+void quant_matmul_rows_avx2(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
+                            float* y, int64_t y_stride) {
+  switch (w.dtype) {
+    case DType::Q8_0: return rows<DType::Q8_0>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q4_0: return rows<DType::Q4_0>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::NF4: return rows<DType::NF4>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q4_K: return rows<DType::Q4_K>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q5_K: return rows<DType::Q5_K>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q6_K: return rows<DType::Q6_K>(xq, m, w, row_begin, row_end, y, y_stride);
+    default: return;  // plain and Q8_K weights never reach here (quant_matmul rejects them)
+  }
+}
+
+}  // namespace medlab
+
+#pragma GCC pop_options

@@ -1,0 +1,68 @@
+// The drivers of quantized matmul: the split over threads and the per-call scratch, for any kernel set.
+#include <algorithm>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/quant_matmul.h"
+
+namespace medlab {
+namespace {
+
+// Exact: each thread dequantizes panels of its weight rows (small enough to stay in L2 beside a block of
+// x rows) and hands them to the set's f32 matmul; a panel is reused by every x row of the block.
+void matmul_exact(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w,
+                  float* y) {
+  constexpr int64_t kPanelBytes = int64_t(1) << 17, kXBlockBytes = int64_t(1) << 19;
+  const int64_t cols = w.cols;
+  const size_t w_row_bytes = row_bytes(w.dtype, cols);
+  const int64_t panel_rows = std::clamp<int64_t>(kPanelBytes / (cols * 4), 4, 16);
+  const int64_t x_block = std::max<int64_t>(4, kXBlockBytes / (cols * 4));
+  pool.parallel_for(
+      w.rows,
+      [&](int64_t begin, int64_t end) {
+        thread_local std::vector<float> panel;  // grows to the largest panel seen, then stays
+        if (panel.size() < size_t(panel_rows * cols)) panel.resize(size_t(panel_rows * cols));
+        for (int64_t i0 = 0; i0 < m; i0 += x_block) {
+          const int64_t rows_x = std::min(x_block, m - i0);
+          for (int64_t r0 = begin; r0 < end; r0 += panel_rows) {
+            const int64_t nr = std::min(panel_rows, end - r0);
+            for (int64_t j = 0; j < nr; ++j)
+              k.dequantize(w.dtype, static_cast<const uint8_t*>(w.data) + size_t(r0 + j) * w_row_bytes,
+                           panel.data() + j * cols, cols);
+            const WeightMatrix f32_panel{DType::F32, nr, cols, panel.data()};
+            k.matmul_rows(x + i0 * cols, rows_x, f32_panel, 0, nr, y + i0 * w.rows + r0, w.rows);
+          }
+        }
+      },
+      16);
+}
+
+// Fast: every activation row is quantized once, on the caller's threads, into scratch that only grows.
+void matmul_fast(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w,
+                 float* y) {
+  const DType x_type = fast_activation_type(w.dtype);
+  const size_t x_row_bytes = row_bytes(x_type, w.cols);
+  thread_local std::vector<uint8_t> xq;
+  if (xq.size() < size_t(m) * x_row_bytes) xq.resize(size_t(m) * x_row_bytes);
+  uint8_t* xq_data = xq.data();
+  pool.parallel_for(m, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      quantize_row(x_type, x + i * w.cols, xq_data + size_t(i) * x_row_bytes, w.cols);
+  });
+  pool.parallel_for(
+      w.rows, [&](int64_t begin, int64_t end) { k.quant_matmul_rows(xq_data, m, w, begin, end, y, w.rows); }, 16);
+}
+
+}  // namespace
+
+void quant_matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w,
+                  float* y, Precision precision) {
+  if (w.dtype == DType::Q8_K) fail("matmul: q8_k holds activations, not weights");
+  const int64_t block = std::max(block_elements(w.dtype), block_elements(fast_activation_type(w.dtype)));
+  if (w.cols % block != 0)
+    fail("matmul: ", dtype_name(w.dtype), " weights need a multiple of ", block, " columns, got ", w.cols);
+  if (precision == Precision::Exact) return matmul_exact(k, pool, x, m, w, y);
+  matmul_fast(k, pool, x, m, w, y);
+}
+
+}  // namespace medlab

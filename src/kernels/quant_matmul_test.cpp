@@ -1,0 +1,198 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "core/quant.h"
+#include "kernels/kernels.h"
+#include "kernels/quant_matmul.h"
+
+namespace medlab {
+namespace {
+
+constexpr DType kWeightTypes[] = {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::NF4};
+
+std::vector<float> random_values(int64_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<float> dist(0.05f, 1.0f);
+  std::bernoulli_distribution negative(0.5);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = dist(rng) * (negative(rng) ? -1.0f : 1.0f);  // never zero
+  return v;
+}
+
+struct QuantWeights {
+  std::vector<uint8_t> bytes;
+  std::vector<float> values;  // dequantize_row of the bytes
+  WeightMatrix view;
+};
+
+QuantWeights random_weights(DType type, int64_t rows, int64_t cols, std::mt19937& rng) {
+  QuantWeights w;
+  const std::vector<float> source = random_values(rows * cols, rng);
+  w.bytes.resize(row_bytes(type, cols) * size_t(rows));
+  w.values.resize(size_t(rows * cols));
+  quantize_row(type, source.data(), w.bytes.data(), rows * cols);
+  dequantize_row(type, w.bytes.data(), w.values.data(), rows * cols);
+  w.view = {type, rows, cols, w.bytes.data()};
+  return w;
+}
+
+// The columns a test matrix may have: whole weight blocks and whole activation blocks.
+int64_t column_block(DType type) {
+  return std::max(block_elements(type), block_elements(fast_activation_type(type)));
+}
+
+// The activations as Fast mode sees them: each row quantized, then widened in float64; and each value's
+// scale (the bound of its rounding error).
+struct FastActivations {
+  std::vector<double> values, scales;
+};
+
+FastActivations fast_activations(DType weights, const std::vector<float>& x, int64_t cols) {
+  const DType type = fast_activation_type(weights);
+  const int64_t n = int64_t(x.size());
+  std::vector<uint8_t> q(row_bytes(type, n));
+  quantize_row(type, x.data(), q.data(), n);
+  FastActivations a{std::vector<double>(size_t(n)), std::vector<double>(size_t(n))};
+  for (int64_t b = 0; b < n / block_elements(type); ++b) {
+    for (int64_t e = 0; e < block_elements(type); ++e) {
+      double scale, level;
+      if (type == DType::Q8_0) {
+        const auto& blk = reinterpret_cast<const BlockQ8_0*>(q.data())[b];
+        scale = f16_to_f32(blk.d);
+        level = blk.qs[e];
+      } else {
+        const auto& blk = reinterpret_cast<const BlockQ8_K*>(q.data())[b];
+        scale = blk.d;
+        level = blk.qs[e];
+      }
+      const size_t i = size_t(b * block_elements(type) + e);
+      a.values[i] = scale * level;
+      a.scales[i] = std::abs(scale);
+    }
+  }
+  return a;
+}
+
+// The weights as Fast mode sees them: exactly the dequantized values, except NF4, whose levels are rounded
+// to multiples of 2^-14.
+std::vector<double> fast_weights(const QuantWeights& w) {
+  std::vector<double> v(w.values.begin(), w.values.end());
+  if (w.view.dtype != DType::NF4) return v;
+  const auto* blocks = reinterpret_cast<const BlockNF4*>(w.bytes.data());
+  for (size_t b = 0; b < v.size() / 64; ++b) {
+    for (int j = 0; j < 32; ++j) {
+      v[64 * b + 2 * j] = double(blocks[b].d) * kNf4LevelsInt[blocks[b].qs[j] >> 4] / 16384.0;
+      v[64 * b + 2 * j + 1] = double(blocks[b].d) * kNf4LevelsInt[blocks[b].qs[j] & 0x0F] / 16384.0;
+    }
+  }
+  return v;
+}
+
+TEST(QuantMatmul, Nf4IntegerLevelsAreTheLevelsRounded) {
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(kNf4LevelsInt[i], std::lround(double(kNf4Levels[i]) * 16384)) << i;
+}
+
+TEST(QuantMatmul, DequantizeGivesDequantizeRowBitsForEveryIsa) {
+  std::mt19937 rng(5);
+  for (const KernelTable* k : available_kernels()) {
+    for (DType type : kWeightTypes) {
+      const QuantWeights w = random_weights(type, 3, 512, rng);
+      std::vector<float> y(w.values.size());
+      k->dequantize(type, w.bytes.data(), y.data(), int64_t(y.size()));
+      EXPECT_EQ(std::memcmp(y.data(), w.values.data(), y.size() * 4), 0) << isa_name(k->isa) << " " << dtype_name(type);
+    }
+  }
+}
+
+// Exact: the float64 dot of the dequantized weights, within f32 summation error. Fast: the float64 value of
+// the same integer-block scheme within f32 rounding, and the Exact result within the activations' rounding.
+TEST(QuantMatmul, BothPrecisionsMatchFloat64ForEveryIsaAndType) {
+  std::mt19937 rng(7);
+  ThreadPool pool(2);
+  for (const KernelTable* k : available_kernels()) {
+    for (DType type : kWeightTypes) {
+      for (auto [m, rows, blocks] : {std::tuple{1, 37, 1}, {5, 19, 2}, {9, 33, 3}}) {
+        const int64_t cols = blocks * column_block(type);
+        const QuantWeights w = random_weights(type, rows, cols, rng);
+        const std::vector<float> x = random_values(m * cols, rng);
+        std::vector<float> exact(size_t(m * rows)), fast(size_t(m * rows));
+        matmul(*k, pool, x.data(), m, w.view, exact.data(), Precision::Exact);
+        matmul(*k, pool, x.data(), m, w.view, fast.data(), Precision::Fast);
+        const std::vector<double> wf = fast_weights(w);
+        for (int64_t i = 0; i < m; ++i) {
+          const std::vector<float> xi(x.begin() + i * cols, x.begin() + (i + 1) * cols);
+          const FastActivations xf = fast_activations(type, xi, cols);
+          for (int64_t r = 0; r < rows; ++r) {
+            double expect = 0, magnitude = 0, expect_fast = 0, magnitude_fast = 0, rounding = 0;
+            for (int64_t c = 0; c < cols; ++c) {
+              const size_t wi = size_t(r * cols + c);
+              expect += double(xi[size_t(c)]) * w.values[wi];
+              magnitude += std::abs(double(xi[size_t(c)]) * w.values[wi]);
+              expect_fast += xf.values[size_t(c)] * wf[wi];
+              magnitude_fast += std::abs(xf.values[size_t(c)] * wf[wi]);
+              // Activation rounding (half a step, plus the f16 rounding of Q8_0's scale), and NF4's level rounding.
+              rounding += 0.6 * xf.scales[size_t(c)] * std::abs(wf[wi]) + std::abs(double(xi[size_t(c)])) *
+                                                                                std::abs(wf[wi] - w.values[wi]);
+            }
+            const std::string where = std::string(isa_name(k->isa)) + " " + std::string(dtype_name(type)) +
+                                      " m=" + std::to_string(m) + " i=" + std::to_string(i) + " r=" + std::to_string(r);
+            const float y_exact = exact[size_t(i * rows + r)], y_fast = fast[size_t(i * rows + r)];
+            EXPECT_NEAR(y_exact, expect, 1e-6 * magnitude) << where;
+            EXPECT_NEAR(y_fast, expect_fast, 1e-5 * magnitude_fast) << where;
+            EXPECT_NEAR(y_fast, y_exact, rounding + 1e-5 * magnitude) << where;
+            EXPECT_GT(std::abs(y_fast - y_exact), 0.0) << where << ": Fast should differ from Exact";
+          }
+        }
+      }
+    }
+  }
+}
+
+// A row's result must not depend on which other rows share the call or on the thread count.
+TEST(QuantMatmul, BitIdenticalAcrossBatchCompositionAndThreads) {
+  std::mt19937 rng(11);
+  ThreadPool one(1), two(2), three(3);
+  for (const KernelTable* k : available_kernels()) {
+    for (DType type : kWeightTypes) {
+      for (Precision precision : {Precision::Exact, Precision::Fast}) {
+        const int64_t m = 7, rows = 45, cols = 2 * column_block(type);
+        const QuantWeights w = random_weights(type, rows, cols, rng);
+        const std::vector<float> x = random_values(m * cols, rng);
+        std::vector<float> batched(size_t(m * rows)), tail(size_t((m - 2) * rows));
+        matmul(*k, two, x.data(), m, w.view, batched.data(), precision);
+        matmul(*k, three, x.data() + 2 * cols, m - 2, w.view, tail.data(), precision);
+        EXPECT_EQ(std::memcmp(tail.data(), batched.data() + 2 * rows, tail.size() * 4), 0)
+            << isa_name(k->isa) << " " << dtype_name(type);
+        for (int64_t i = 0; i < m; ++i) {
+          for (ThreadPool* pool : {&one, &three}) {
+            std::vector<float> alone(static_cast<size_t>(rows));
+            matmul(*k, *pool, x.data() + i * cols, 1, w.view, alone.data(), precision);
+            EXPECT_EQ(std::memcmp(alone.data(), batched.data() + i * rows, size_t(rows) * 4), 0)
+                << isa_name(k->isa) << " " << dtype_name(type) << " row " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(QuantMatmul, RejectsPartialBlocksAndActivationTypes) {
+  ThreadPool pool(1);
+  std::vector<uint8_t> bytes(4096);
+  std::vector<float> x(512), y(4);
+  for (Precision precision : {Precision::Exact, Precision::Fast}) {
+    EXPECT_THROW(matmul(best_kernels(), pool, x.data(), 1, {DType::Q4_K, 2, 128, bytes.data()}, y.data(), precision),
+                 std::runtime_error);
+    EXPECT_THROW(matmul(best_kernels(), pool, x.data(), 1, {DType::NF4, 2, 32, bytes.data()}, y.data(), precision),
+                 std::runtime_error);
+    EXPECT_THROW(matmul(best_kernels(), pool, x.data(), 1, {DType::Q8_K, 2, 256, bytes.data()}, y.data(), precision),
+                 std::runtime_error);
+  }
+}
+
+}  // namespace
+}  // namespace medlab

