@@ -23,7 +23,7 @@ struct BenchOptions {
   std::string mmproj;
   std::string image;  // a file, "synthetic", or empty: no image figures
   std::string quant;
-  std::string precision = "exact";
+  std::string precision = "fast";
   std::vector<int64_t> prompt_sizes = {256, 512};
   int64_t generate = 128;
   int repeat = 1;
