@@ -5,7 +5,8 @@
 // int8 or int16 levels in registers for 32-value blocks, to KQuantLevels in L1 for K-quant super-blocks)
 // and meets the 4 activation rows; integer products go through maddubs/madd to 8 int32 lanes, each
 // block adds d_w * d_x * lanes into an 8-lane float accumulator, and a fixed horizontal sum ends the
-// output. An output's bits so depend only on its own activation row and weight row.
+// output. An output's bits so depend only on its own activation row and weight row. Decode of Q4_0/Q8_0
+// (1 to 3 activation rows) uses 4 weight rows per tile instead, which leaves those bits as they are.
 // Exact: dequantize_row_avx2 gives dequantize_row's bits (this file is built with -ffp-contract=off).
 #include <immintrin.h>
 
@@ -181,8 +182,9 @@ void dequantize_nf4(const BlockNF4* x, float* y, int64_t nb) {
 
 // ---- Fast: 32-value blocks (Q8_0, Q4_0, and NF4 in halves) against Q8_0 activations ----
 
-// Unpacked weights of one 32-value block: for int8 types a = |w|, b = w; for NF4 a, b = int16 levels
-// of values 0-7|16-23 and 8-15|24-31, the lane order unpacklo/hi_epi8 give the activations too.
+// Unpacked weights of one 32-value block: for Q8_0 a = |w|, b = w; for Q4_0 a = the unsigned 4-bit codes
+// (w + 8); for NF4 a, b = int16 levels of values 0-7|16-23 and 8-15|24-31, the lane order unpacklo/hi_epi8
+// give the activations too.
 struct Weights32 {
   __m256i a, b;
   float d;
@@ -200,10 +202,11 @@ inline Weights32 load_weights(const uint8_t* row, int64_t b) {
     return {_mm256_abs_epi8(w), w, half(blk.d)};
   } else if constexpr (D == DType::Q4_0) {
     const auto& blk = reinterpret_cast<const BlockQ4_0*>(row)[b];
-    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)), low4 = _mm_set1_epi8(0x0F);
-    const __m256i w = _mm256_sub_epi8(
-        _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), low4), _mm_and_si128(q, low4)), _mm256_set1_epi8(8));
-    return {_mm256_abs_epi8(w), w, half(blk.d)};
+    // The 16 bytes in both lanes; the high lane shifted to its high nibbles.
+    const __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)));
+    const __m256i codes =
+        _mm256_and_si256(_mm256_srlv_epi64(q, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(0x0F));
+    return {codes, codes, half(blk.d)};
   } else {
     const auto& blk = reinterpret_cast<const BlockNF4*>(row)[b / 2];
     __m128i first16, last16;
@@ -235,6 +238,8 @@ inline Activations32 load_activations(const BlockQ8_0& x) {
   if constexpr (D == DType::NF4) {
     const __m256i sign = _mm256_cmpgt_epi8(_mm256_setzero_si256(), q);
     return {_mm256_unpacklo_epi8(q, sign), _mm256_unpackhi_epi8(q, sign), half(x.d)};
+  } else if constexpr (D == DType::Q4_0) {  // b: 8 * x in int16 pairs, the codes' offset, once for all rows
+    return {q, _mm256_maddubs_epi16(_mm256_set1_epi8(8), q), half(x.d)};
   } else {
     return {q, q, half(x.d)};
   }
@@ -245,11 +250,17 @@ template <DType D>
 inline __m256i block_dot(const Weights32& w, const Activations32& x) {
   if constexpr (D == DType::NF4) {
     return _mm256_add_epi32(_mm256_madd_epi16(w.a, x.a), _mm256_madd_epi16(w.b, x.b));
+  } else if constexpr (D == DType::Q4_0) {  // codes * x - 8 * x: pair sums stay within int16
+    return _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(w.a, x.a), x.b), _mm256_set1_epi16(1));
   } else {  // |w| * (x with w's sign): unsigned times signed, as maddubs wants
     const __m256i pairs = _mm256_maddubs_epi16(w.a, _mm256_sign_epi8(x.a, w.b));
     return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
   }
 }
+
+// Decode (fewer than kRowsX activation rows) of Q4_0/Q8_0: more weight rows per tile, so more independent
+// accumulators and the activation block's work shared by more rows.
+constexpr int kRowsWDecode = 4;
 
 template <DType D, int MR, int NR>
 void tile32(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, size_t w_row_bytes, int64_t nb, float* y,
@@ -258,12 +269,16 @@ void tile32(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, size_t w_ro
   #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+  #pragma GCC unroll 2  // the loop overhead, over two blocks
   for (int64_t b = 0; b < nb; ++b) {
     Weights32 wv[NR];
     __m256 w_scale[NR];
     #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) {
-      prefetch_ahead(w + j * w_row_bytes + b * block_bytes(D) / (D == DType::NF4 ? 2 : 1));  // NF4: b counts halves
+      if constexpr (NR == kRowsWDecode)  // rows can be short: ask for the next tile's row j at this tile's pace
+        _mm_prefetch(reinterpret_cast<const char*>(w + (NR + j) * w_row_bytes + b * block_bytes(D)), _MM_HINT_T0);
+      else
+        prefetch_ahead(w + j * w_row_bytes + b * block_bytes(D) / (D == DType::NF4 ? 2 : 1));  // NF4: b counts halves
       wv[j] = load_weights<D>(w + j * w_row_bytes, b);
       w_scale[j] = _mm256_set1_ps(wv[j].d);
     }
@@ -347,6 +362,16 @@ void tile_any_width(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, siz
   tile<D, MR, 1>(xq, x_row_bytes, w, w_row_bytes, cols, y, y_stride);
 }
 
+template <DType D, int MR>
+void decode_rows(const uint8_t* x, size_t x_row_bytes, const uint8_t* wd, size_t w_row_bytes, int64_t cols,
+                 int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
+  int64_t r = row_begin;
+  for (; r + kRowsWDecode <= row_end; r += kRowsWDecode)
+    tile<D, MR, kRowsWDecode>(x, x_row_bytes, wd + size_t(r) * w_row_bytes, w_row_bytes, cols, y + r, y_stride);
+  for (; r < row_end; ++r)
+    tile<D, MR, 1>(x, x_row_bytes, wd + size_t(r) * w_row_bytes, w_row_bytes, cols, y + r, y_stride);
+}
+
 // Activation rows in blocks that stay in L2 while weight rows stream past.
 template <DType D>
 void rows(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end, float* y,
@@ -355,6 +380,14 @@ void rows(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, i
   const size_t w_row_bytes = row_bytes(D, w.cols), x_row_bytes = row_bytes(fast_activation_type(D), w.cols);
   const auto* x = static_cast<const uint8_t*>(xq);
   const auto* wd = static_cast<const uint8_t*>(w.data);
+  if constexpr (D == DType::Q4_0 || D == DType::Q8_0) {
+    switch (m) {
+      case 1: return decode_rows<D, 1>(x, x_row_bytes, wd, w_row_bytes, w.cols, row_begin, row_end, y, y_stride);
+      case 2: return decode_rows<D, 2>(x, x_row_bytes, wd, w_row_bytes, w.cols, row_begin, row_end, y, y_stride);
+      case 3: return decode_rows<D, 3>(x, x_row_bytes, wd, w_row_bytes, w.cols, row_begin, row_end, y, y_stride);
+      default: break;
+    }
+  }
   const int64_t x_block = std::max<int64_t>(kRowsX, kL2Bytes / int64_t(x_row_bytes) / kRowsX * kRowsX);
   for (int64_t i0 = 0; i0 < m; i0 += x_block) {
     const int64_t i1 = std::min(m, i0 + x_block);
