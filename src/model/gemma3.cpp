@@ -86,7 +86,7 @@ Gemma3::Gemma3(const Checkpoint& checkpoint, int64_t n_vocab, int64_t max_image_
   embed_scale_ = std::sqrt(float(c.hidden_size));
 }
 
-void Gemma3::forward(Gemma3State& state, std::span<const int32_t> tokens, float* logits,
+void Gemma3::forward(Gemma3State& state, Gemma3Workspace& ws, std::span<const int32_t> tokens, float* logits,
                      std::span<const ImageEmbeddings> images) const {
   const int64_t n = int64_t(tokens.size());
   if (n == 0) fail("model: forward needs at least one token");
@@ -101,47 +101,75 @@ void Gemma3::forward(Gemma3State& state, std::span<const int32_t> tokens, float*
       fail("model: image ", i, " spans tokens [", image.begin, ", ", image.begin + image.length,
            "), which is not an ordered run of at most ", max_image_tokens_, " tokens inside the ", n, " given");
   }
-  // Chunks of a fixed size, each grown to the end of an image it would split: a token's results depend
-  // only on the sequence, never on how the caller divided it.
   size_t next_image = 0;
   for (int64_t begin = 0; begin < n;) {
-    int64_t end = std::min(n, begin + kPrefillChunk);
-    for (const ImageEmbeddings& image : images.subspan(next_image))
-      if (image.begin < end && end < image.begin + image.length) end = image.begin + image.length;
+    const int64_t end = chunk_end(begin, n, images);
     size_t first_image = next_image;
     while (next_image < images.size() && images[next_image].begin < end) ++next_image;
     std::vector<ImageEmbeddings> local(images.begin() + std::ptrdiff_t(first_image), images.begin() + std::ptrdiff_t(next_image));
     for (ImageEmbeddings& image : local) image.begin -= begin;
-    forward_chunk(state, tokens.subspan(size_t(begin), size_t(end - begin)), local, end == n ? logits : nullptr);
+    const Segment segment{&state, 0, end - begin};
+    forward_rows(ws, {&segment, 1}, tokens.subspan(size_t(begin), size_t(end - begin)), local, end == n ? logits : nullptr);
     begin = end;
   }
 }
 
-void Gemma3::forward_chunk(Gemma3State& s, std::span<const int32_t> tokens, std::span<const ImageEmbeddings> images,
-                           float* logits) const {
+// Chunks of a fixed size, each grown to the end of an image it would split: a token's results depend
+// only on the sequence, never on how the caller divided it.
+int64_t Gemma3::chunk_end(int64_t begin, int64_t n, std::span<const ImageEmbeddings> images) const {
+  int64_t end = std::min(n, begin + kPrefillChunk);
+  for (const ImageEmbeddings& image : images)
+    if (image.begin < end && end < image.begin + image.length) end = image.begin + image.length;
+  return end;
+}
+
+void Gemma3::decode(std::span<Gemma3State* const> states, Gemma3Workspace& ws, std::span<const int32_t> tokens,
+                    float* logits) const {
+  const int64_t n = int64_t(states.size());
+  if (n == 0 || tokens.size() != states.size())
+    fail("model: decode needs one token per sequence, got ", tokens.size(), " for ", states.size());
+  if (n > ws.max_rows_) fail("model: ", n, " sequences in one decode step; the workspace holds ", ws.max_rows_);
+  std::vector<Segment> segments;
+  for (int64_t i = 0; i < n; ++i) {
+    Gemma3State& s = *states[size_t(i)];
+    if (s.n_past_ + 1 > s.n_ctx_) fail("context: sequence ", i, " is full at ", s.n_ctx_, " tokens");
+    if (tokens[size_t(i)] < 0 || tokens[size_t(i)] >= n_vocab_)
+      fail("model: token id ", tokens[size_t(i)], " is outside the vocabulary of ", n_vocab_);
+    for (const Segment& other : segments)
+      if (other.state == &s) fail("model: a sequence appears twice in one decode step");
+    segments.push_back({&s, i, 1});
+  }
+  forward_rows(ws, segments, tokens, {}, logits);
+}
+
+void Gemma3::forward_rows(Gemma3Workspace& ws, std::span<const Segment> segments, std::span<const int32_t> tokens,
+                          std::span<const ImageEmbeddings> images, float* logits) const {
   const TextConfig& c = config_;
   const int64_t n = int64_t(tokens.size()), d = c.hidden_size;
   const float eps = float(c.rms_norm_eps);
-  const KernelTable& k = s.kernels_;
-  ThreadPool& pool = s.pool_;
-  float* x = s.x_.data();
-  float* normed = s.normed_.data();
+  const KernelTable& k = ws.kernels_;
+  ThreadPool& pool = ws.pool_;
+  float* x = ws.x_.data();
+  float* normed = ws.normed_.data();
 
   // Token embeddings, scaled by sqrt(hidden_size); image soft tokens replace theirs unscaled.
+  for (const Segment& segment : segments)
+    for (int64_t t = segment.first_row; t < segment.first_row + segment.rows; ++t)
+      ws.position_[size_t(t)] = segment.state->n_past_ + t - segment.first_row;
   for (int64_t t = 0; t < n; ++t) {
     widen_row(embed_, tokens[size_t(t)], x + t * d);
     for (int64_t i = 0; i < d; ++i) x[t * d + i] *= embed_scale_;
-    s.image_first_[size_t(t)] = s.image_last_[size_t(t)] = s.n_past_ + t;
+    ws.image_first_[size_t(t)] = ws.image_last_[size_t(t)] = ws.position_[size_t(t)];
   }
   for (const ImageEmbeddings& image : images) {
     std::memcpy(x + image.begin * d, image.embeddings, size_t(image.length * d) * sizeof(float));
     for (int64_t t = image.begin; t < image.begin + image.length; ++t) {
-      s.image_first_[size_t(t)] = s.n_past_ + image.begin;
-      s.image_last_[size_t(t)] = s.n_past_ + image.begin + image.length - 1;
+      ws.image_first_[size_t(t)] = ws.position_[size_t(image.begin)];
+      ws.image_last_[size_t(t)] = ws.position_[size_t(image.begin + image.length - 1)];
     }
   }
 
-  rope_tables(s, n);
+  rope_tables(ws, n);
 
   for (int64_t l = 0; l < int64_t(layers_.size()); ++l) {
     const Layer& layer = layers_[size_t(l)];
@@ -149,70 +177,74 @@ void Gemma3::forward_chunk(Gemma3State& s, std::span<const int32_t> tokens, std:
     // Attention block: norm, q/k/v projections, per-head norms and rotary embedding, attention over the
     // cache, output projection, post-attention norm, residual.
     for (int64_t t = 0; t < n; ++t) rms_norm(x + t * d, layer.input_norm.data(), normed + t * d, d, eps);
-    matmul(k, pool, normed, n, layer.q, s.q_.data(), s.precision_);
-    matmul(k, pool, normed, n, layer.k, s.k_.data(), s.precision_);
-    matmul(k, pool, normed, n, layer.v, s.v_.data(), s.precision_);
+    matmul(k, pool, normed, n, layer.q, ws.q_.data(), ws.precision_);
+    matmul(k, pool, normed, n, layer.k, ws.k_.data(), ws.precision_);
+    matmul(k, pool, normed, n, layer.v, ws.v_.data(), ws.precision_);
     const int64_t half = c.head_dim / 2;
     for (int64_t t = 0; t < n; ++t) {
       const size_t table = size_t((t * 2 + (layer.sliding ? 0 : 1)) * half);
-      const float* cos = &s.rope_cos_[table];
-      const float* sin = &s.rope_sin_[table];
+      const float* cos = &ws.rope_cos_[table];
+      const float* sin = &ws.rope_sin_[table];
       for (int64_t h = 0; h < c.num_attention_heads; ++h) {
-        float* head = s.q_.data() + (t * c.num_attention_heads + h) * c.head_dim;
+        float* head = ws.q_.data() + (t * c.num_attention_heads + h) * c.head_dim;
         rms_norm(head, layer.q_norm.data(), head, c.head_dim, eps);
         apply_rope(head, cos, sin);
       }
       for (int64_t h = 0; h < c.num_key_value_heads; ++h) {
-        float* head = s.k_.data() + (t * c.num_key_value_heads + h) * c.head_dim;
+        float* head = ws.k_.data() + (t * c.num_key_value_heads + h) * c.head_dim;
         rms_norm(head, layer.k_norm.data(), head, c.head_dim, eps);
         apply_rope(head, cos, sin);
       }
     }
-    attention(s, layer, l, n);
-    matmul(k, pool, s.attn_.data(), n, layer.o, s.proj_.data(), s.precision_);
+    attention(ws, segments, layer, l);
+    matmul(k, pool, ws.attn_.data(), n, layer.o, ws.proj_.data(), ws.precision_);
     for (int64_t t = 0; t < n; ++t) {
-      float* out = s.proj_.data() + t * d;
+      float* out = ws.proj_.data() + t * d;
       rms_norm(out, layer.post_attention_norm.data(), out, d, eps);
       for (int64_t i = 0; i < d; ++i) x[t * d + i] += out[i];
     }
 
     // Feed-forward block: norm, GeGLU (gelu_tanh(gate) * up), down projection, post norm, residual.
     for (int64_t t = 0; t < n; ++t) rms_norm(x + t * d, layer.pre_feedforward_norm.data(), normed + t * d, d, eps);
-    matmul(k, pool, normed, n, layer.gate, s.gate_.data(), s.precision_);
-    matmul(k, pool, normed, n, layer.up, s.up_.data(), s.precision_);
-    gelu_tanh_mul(s.gate_.data(), s.up_.data(), n * c.intermediate_size);
-    matmul(k, pool, s.gate_.data(), n, layer.down, s.proj_.data(), s.precision_);
+    matmul(k, pool, normed, n, layer.gate, ws.gate_.data(), ws.precision_);
+    matmul(k, pool, normed, n, layer.up, ws.up_.data(), ws.precision_);
+    gelu_tanh_mul(ws.gate_.data(), ws.up_.data(), n * c.intermediate_size);
+    matmul(k, pool, ws.gate_.data(), n, layer.down, ws.proj_.data(), ws.precision_);
     for (int64_t t = 0; t < n; ++t) {
-      float* out = s.proj_.data() + t * d;
+      float* out = ws.proj_.data() + t * d;
       rms_norm(out, layer.post_feedforward_norm.data(), out, d, eps);
       for (int64_t i = 0; i < d; ++i) x[t * d + i] += out[i];
     }
   }
-  s.n_past_ += n;
+  for (const Segment& segment : segments) segment.state->n_past_ += segment.rows;
 
-  // Logits of the last token through the final norm and the tied embedding.
+  // Logits of each segment's last token through the final norm and the tied embedding, in one matmul.
   if (logits) {
-    rms_norm(x + (n - 1) * d, final_norm_.data(), normed, d, eps);
-    matmul(k, pool, normed, 1, {embed_.dtype, n_vocab_, d, embed_.data}, logits, s.precision_);
+    for (size_t i = 0; i < segments.size(); ++i) {
+      const int64_t last = segments[i].first_row + segments[i].rows - 1;
+      rms_norm(x + last * d, final_norm_.data(), normed + int64_t(i) * d, d, eps);
+    }
+    const int64_t m = int64_t(segments.size());
+    matmul(k, pool, normed, m, {embed_.dtype, n_vocab_, d, embed_.data}, logits, ws.precision_);
     if (c.final_logit_softcapping) {
       const float cap = float(*c.final_logit_softcapping);
-      for (int64_t i = 0; i < n_vocab_; ++i) logits[i] = std::tanh(logits[i] / cap) * cap;
+      for (int64_t i = 0; i < m * n_vocab_; ++i) logits[i] = std::tanh(logits[i] / cap) * cap;
     }
   }
 }
 
 // cos and sin of every rotary angle of the chunk's positions, for sliding and for global layers: the
 // same for every head and every layer of a kind. Angles are rounded to f32 as transformers computes them.
-void Gemma3::rope_tables(Gemma3State& s, int64_t n) const {
+void Gemma3::rope_tables(Gemma3Workspace& ws, int64_t n) const {
   const int64_t half = config_.head_dim / 2;
   for (int64_t t = 0; t < n; ++t) {
     for (int kind = 0; kind < 2; ++kind) {
       const std::vector<float>& inv_freq = kind == 0 ? inv_freq_local_ : inv_freq_global_;
       const size_t table = size_t((t * 2 + kind) * half);
       for (int64_t i = 0; i < half; ++i) {
-        const float angle = float(s.n_past_ + t) * inv_freq[size_t(i)];
-        s.rope_cos_[table + size_t(i)] = float(std::cos(double(angle)));
-        s.rope_sin_[table + size_t(i)] = float(std::sin(double(angle)));
+        const float angle = float(ws.position_[size_t(t)]) * inv_freq[size_t(i)];
+        ws.rope_cos_[table + size_t(i)] = float(std::cos(double(angle)));
+        ws.rope_sin_[table + size_t(i)] = float(std::sin(double(angle)));
       }
     }
   }
@@ -228,93 +260,104 @@ void Gemma3::apply_rope(float* head, const float* cos, const float* sin) const {
   }
 }
 
-void Gemma3::attention(Gemma3State& s, const Layer& layer, int64_t layer_index, int64_t n) const {
+void Gemma3::attention(Gemma3Workspace& ws, std::span<const Segment> segments, const Layer& layer,
+                       int64_t layer_index) const {
   const TextConfig& c = config_;
   const int64_t hd = c.head_dim, kv_heads = c.num_key_value_heads, heads = c.num_attention_heads;
   const int64_t group = heads / kv_heads;
-  Gemma3State::LayerCache& cache = s.cache_[size_t(layer_index)];
-  const int64_t capacity = cache.capacity;
 
-  // Append this chunk's keys and values; a position lives in slot position % capacity.
-  for (int64_t t = 0; t < n; ++t) {
-    const int64_t slot = (s.n_past_ + t) % capacity;
-    for (int64_t h = 0; h < kv_heads; ++h) {
-      std::memcpy(&cache.k[size_t((h * capacity + slot) * hd)], &s.k_[size_t((t * kv_heads + h) * hd)], size_t(hd) * 4);
-      std::memcpy(&cache.v[size_t((h * capacity + slot) * hd)], &s.v_[size_t((t * kv_heads + h) * hd)], size_t(hd) * 4);
+  // Append each row's key and value to its sequence's cache; a position lives in slot position % capacity.
+  for (const Segment& segment : segments) {
+    Gemma3State::LayerCache& cache = segment.state->cache_[size_t(layer_index)];
+    for (int64_t t = segment.first_row; t < segment.first_row + segment.rows; ++t) {
+      const int64_t slot = ws.position_[size_t(t)] % cache.capacity;
+      for (int64_t h = 0; h < kv_heads; ++h) {
+        std::memcpy(&cache.k[size_t((h * cache.capacity + slot) * hd)], &ws.k_[size_t((t * kv_heads + h) * hd)], size_t(hd) * 4);
+        std::memcpy(&cache.v[size_t((h * cache.capacity + slot) * hd)], &ws.v_[size_t((t * kv_heads + h) * hd)], size_t(hd) * 4);
+      }
     }
   }
 
   // Causal, and sliding layers see only the last sliding_window positions (position - j < window); the
   // tokens of one image also see each other, both ways. Work is split into units of one KV head and up to
-  // kRows query rows (tokens x the heads that share it).
+  // kRows query rows (tokens of one sequence x the heads that share the KV head).
   constexpr int64_t kRows = 64;
   if (group > kRows) fail("model: ", group, " query heads per KV head; at most ", kRows, " supported");
   const int64_t tokens_per_unit = std::max<int64_t>(1, kRows / group);
-  const int64_t units_per_head = (n + tokens_per_unit - 1) / tokens_per_unit;
-  const KvHead kv_of_head0{cache.k.data(), cache.v.data(), hd, capacity};
+  std::vector<Gemma3Workspace::AttentionUnit>& units = ws.units_;
+  units.clear();  // capacity for max_rows units is reserved: no allocation here
+  for (size_t i = 0; i < segments.size(); ++i)
+    for (int64_t t0 = segments[i].first_row; t0 < segments[i].first_row + segments[i].rows; t0 += tokens_per_unit)
+      units.push_back({int64_t(i), t0, std::min(segments[i].first_row + segments[i].rows, t0 + tokens_per_unit)});
+  const int64_t n_units = int64_t(units.size());
   const AttentionShape shape{hd, query_scale_,
                              c.attn_logit_softcapping ? float(*c.attn_logit_softcapping) : 0.0f};
-  s.pool_.parallel_for(kv_heads * units_per_head, [&](int64_t unit_begin, int64_t unit_end) {
+  ws.pool_.parallel_for(kv_heads * n_units, [&](int64_t job_begin, int64_t job_end) {
     const float* q[kRows];
     float* out[kRows];
     int64_t first[kRows], last[kRows];
-    for (int64_t unit = unit_begin; unit < unit_end; ++unit) {
-      const int64_t kv = unit / units_per_head;
-      const int64_t t0 = unit % units_per_head * tokens_per_unit, t1 = std::min(n, t0 + tokens_per_unit);
+    for (int64_t job = job_begin; job < job_end; ++job) {
+      const int64_t kv = job / n_units;
+      const Gemma3Workspace::AttentionUnit& unit = units[size_t(job % n_units)];
+      const Gemma3State::LayerCache& cache = segments[size_t(unit.segment)].state->cache_[size_t(layer_index)];
       int64_t rows = 0;
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t position = s.n_past_ + t;
+      for (int64_t t = unit.t0; t < unit.t1; ++t) {
+        const int64_t position = ws.position_[size_t(t)];
         const int64_t window_first = layer.sliding ? std::max<int64_t>(0, position - c.sliding_window + 1) : 0;
         for (int64_t h = kv * group; h < (kv + 1) * group; ++h, ++rows) {
-          q[rows] = &s.q_[size_t((t * heads + h) * hd)];
-          out[rows] = &s.attn_[size_t((t * heads + h) * hd)];
-          first[rows] = std::min(window_first, s.image_first_[size_t(t)]);
-          last[rows] = s.image_last_[size_t(t)];
+          q[rows] = &ws.q_[size_t((t * heads + h) * hd)];
+          out[rows] = &ws.attn_[size_t((t * heads + h) * hd)];
+          first[rows] = std::min(window_first, ws.image_first_[size_t(t)]);
+          last[rows] = ws.image_last_[size_t(t)];
         }
       }
-      KvHead kv_head = kv_of_head0;
-      kv_head.k += kv * capacity * hd;
-      kv_head.v += kv * capacity * hd;
-      medlab::attention(s.kernels_, {rows, q, out, first, last}, kv_head, shape);
+      const KvHead kv_head{cache.k.data() + kv * cache.capacity * hd, cache.v.data() + kv * cache.capacity * hd, hd,
+                           cache.capacity};
+      medlab::attention(ws.kernels_, {rows, q, out, first, last}, kv_head, shape);
     }
   });
 }
 
-Gemma3State::Gemma3State(const Gemma3& model, int64_t n_ctx, ThreadPool& pool, const KernelTable& kernels,
-                         Precision precision)
-    : pool_(pool), kernels_(kernels), precision_(precision), n_ctx_(n_ctx) {
+Gemma3State::Gemma3State(const Gemma3& model, int64_t n_ctx) : n_ctx_(n_ctx) {
   const TextConfig& c = model.config();
   if (n_ctx < 1 || n_ctx > c.max_position_embeddings)
     fail("context: ", n_ctx, " tokens requested; the model allows 1 to ", c.max_position_embeddings);
-  const int64_t chunk = model.max_chunk(), kv_dim = c.num_key_value_heads * c.head_dim;
+  const int64_t kv_dim = c.num_key_value_heads * c.head_dim;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     LayerCache cache;
     // A chunk's first query still needs the window before it while the chunk's own keys are written.
-    cache.capacity = c.layer_is_sliding[size_t(l)] ? std::min(n_ctx, c.sliding_window + chunk) : n_ctx;
+    cache.capacity = c.layer_is_sliding[size_t(l)] ? std::min(n_ctx, c.sliding_window + model.max_chunk()) : n_ctx;
     cache.k.assign(size_t(cache.capacity * kv_dim), 0.0f);
     cache.v.assign(size_t(cache.capacity * kv_dim), 0.0f);
     cache_.push_back(std::move(cache));
   }
-  const int64_t q_dim = c.num_attention_heads * c.head_dim;
-  x_.resize(size_t(chunk * c.hidden_size));
-  normed_.resize(size_t(chunk * c.hidden_size));
-  proj_.resize(size_t(chunk * c.hidden_size));
-  q_.resize(size_t(chunk * q_dim));
-  attn_.resize(size_t(chunk * q_dim));
-  k_.resize(size_t(chunk * kv_dim));
-  v_.resize(size_t(chunk * kv_dim));
-  gate_.resize(size_t(chunk * c.intermediate_size));
-  up_.resize(size_t(chunk * c.intermediate_size));
-  image_first_.resize(size_t(chunk));
-  image_last_.resize(size_t(chunk));
-  rope_cos_.resize(size_t(chunk * c.head_dim));  // 2 kinds x head_dim / 2 per token
-  rope_sin_.resize(size_t(chunk * c.head_dim));
 }
 
 size_t Gemma3State::kv_bytes() const {
   size_t bytes = 0;
   for (const LayerCache& cache : cache_) bytes += (cache.k.size() + cache.v.size()) * sizeof(float);
   return bytes;
+}
+
+Gemma3Workspace::Gemma3Workspace(const Gemma3& model, ThreadPool& pool, const KernelTable& kernels, Precision precision)
+    : pool_(pool), kernels_(kernels), precision_(precision), max_rows_(model.max_chunk()) {
+  const TextConfig& c = model.config();
+  const int64_t rows = max_rows_, kv_dim = c.num_key_value_heads * c.head_dim, q_dim = c.num_attention_heads * c.head_dim;
+  x_.resize(size_t(rows * c.hidden_size));
+  normed_.resize(size_t(rows * c.hidden_size));
+  proj_.resize(size_t(rows * c.hidden_size));
+  q_.resize(size_t(rows * q_dim));
+  attn_.resize(size_t(rows * q_dim));
+  k_.resize(size_t(rows * kv_dim));
+  v_.resize(size_t(rows * kv_dim));
+  gate_.resize(size_t(rows * c.intermediate_size));
+  up_.resize(size_t(rows * c.intermediate_size));
+  position_.resize(size_t(rows));
+  image_first_.resize(size_t(rows));
+  image_last_.resize(size_t(rows));
+  rope_cos_.resize(size_t(rows * c.head_dim));  // 2 kinds x head_dim / 2 per row
+  rope_sin_.resize(size_t(rows * c.head_dim));
+  units_.reserve(size_t(rows));
 }
 
 }  // namespace medlab

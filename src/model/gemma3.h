@@ -1,6 +1,7 @@
 // The Gemma 3 decoder (the language model of MedGemma 4B and 27B), in f32 arithmetic over weights
 // used in place in their stored dtype. The model is immutable once built and may be shared by many
-// sessions; each session owns a Gemma3State (its KV cache and scratch buffers).
+// sessions; each sequence owns a Gemma3State (its KV cache), each thread running the model a
+// Gemma3Workspace (scratch buffers).
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,7 @@
 namespace medlab {
 
 class Gemma3State;
+class Gemma3Workspace;
 
 // Soft tokens from the vision tower that replace the embeddings of a run of <image_soft_token>s:
 // tokens[begin, begin + length) take the rows of `embeddings` ([length][hidden], not rescaled).
@@ -35,11 +37,20 @@ class Gemma3 {
   int64_t n_vocab() const { return n_vocab_; }
 
   // Runs tokens at positions state.n_past() onward, extending the cache, and writes the logits of the
-  // last token to `logits` (n_vocab floats). Prompts are processed in chunks of kPrefillChunk tokens,
-  // a chunk growing to the end of an image that it would otherwise split.
-  void forward(Gemma3State& state, std::span<const int32_t> tokens, float* logits,
+  // last token to `logits` (n_vocab floats). Prompts are processed in chunks (see chunk_end), so a token's
+  // results do not depend on how the caller divides the sequence between calls, as long as each call
+  // ends where a chunk ends or at the last token.
+  void forward(Gemma3State& state, Gemma3Workspace& workspace, std::span<const int32_t> tokens, float* logits,
                std::span<const ImageEmbeddings> images = {}) const;
 
+  // One decode step of several sequences in one pass: tokens[i] goes to *states[i], its logits to
+  // logits + i * n_vocab(). Each sequence gets exactly the bits forward() gives it alone.
+  void decode(std::span<Gemma3State* const> states, Gemma3Workspace& workspace, std::span<const int32_t> tokens,
+              float* logits) const;
+
+  // Where the prompt chunk starting at token `begin` of an n-token prompt ends: kPrefillChunk tokens
+  // later, or later still to finish an image that it would otherwise split.
+  int64_t chunk_end(int64_t begin, int64_t n, std::span<const ImageEmbeddings> images) const;
   static constexpr int64_t kPrefillChunk = 256;
   int64_t max_chunk() const { return kPrefillChunk + max_image_tokens_; }
 
@@ -51,10 +62,17 @@ class Gemma3 {
     WeightMatrix q, k, v, o, gate, up, down;
   };
 
-  void forward_chunk(Gemma3State& state, std::span<const int32_t> tokens, std::span<const ImageEmbeddings> images,
-                     float* logits) const;
-  void attention(Gemma3State& state, const Layer& layer, int64_t layer_index, int64_t n) const;
-  void rope_tables(Gemma3State& state, int64_t n) const;
+  // The rows of one pass: `rows` consecutive rows from first_row on extend `state`'s sequence.
+  struct Segment {
+    Gemma3State* state;
+    int64_t first_row, rows;
+  };
+  // Runs the rows of every segment through the decoder; images apply to a single segment. The logits of
+  // each segment's last row go to logits + i * n_vocab (none when logits is null).
+  void forward_rows(Gemma3Workspace& ws, std::span<const Segment> segments, std::span<const int32_t> tokens,
+                    std::span<const ImageEmbeddings> images, float* logits) const;
+  void attention(Gemma3Workspace& ws, std::span<const Segment> segments, const Layer& layer, int64_t layer_index) const;
+  void rope_tables(Gemma3Workspace& ws, int64_t n) const;
   void apply_rope(float* head, const float* cos, const float* sin) const;
 
   TextConfig config_;
@@ -68,36 +86,53 @@ class Gemma3 {
   int64_t max_image_tokens_;
 };
 
-// A session's state for one sequence: KV cache (sliding-window layers keep only their window) and
-// scratch buffers, all sized once at creation from the context length requested.
+// One sequence's state: its position and KV cache (sliding-window layers keep only their window plus a
+// chunk), sized once at creation from the context length requested.
 class Gemma3State {
  public:
-  // precision: how quantized weights meet the activations (kernels.h); plain weights are exact either way.
-  Gemma3State(const Gemma3& model, int64_t n_ctx, ThreadPool& pool, const KernelTable& kernels,
-              Precision precision = Precision::Exact);
+  Gemma3State(const Gemma3& model, int64_t n_ctx);
 
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return n_ctx_; }
-  void reset() { n_past_ = 0; }  // forget the sequence, keep the buffers
+  void reset() { n_past_ = 0; }  // forget the sequence, keep the cache's memory
   size_t kv_bytes() const;
 
  private:
   friend class Gemma3;
   struct LayerCache {
-    int64_t capacity = 0;  // positions held: all of n_ctx, or the window plus the longest chunk
+    int64_t capacity = 0;     // positions held: all of n_ctx, or the window plus the longest chunk
     std::vector<float> k, v;  // [kv_heads][capacity][head_dim]
   };
-
-  ThreadPool& pool_;
-  const KernelTable& kernels_;
-  Precision precision_;
   int64_t n_ctx_;
   int64_t n_past_ = 0;
   std::vector<LayerCache> cache_;
-  // Scratch for one chunk of up to max_chunk() tokens.
+};
+
+// What a thread needs to run the decoder: the pool, kernels and precision it computes with, and scratch for
+// one pass of up to max_chunk() rows (a prompt chunk, or one decode step of that many sequences). One
+// workspace serves any number of sequences, one pass at a time.
+class Gemma3Workspace {
+ public:
+  // precision: how quantized weights meet the activations (kernels.h); plain weights are exact either way.
+  Gemma3Workspace(const Gemma3& model, ThreadPool& pool, const KernelTable& kernels,
+                  Precision precision = Precision::Exact);
+
+  int64_t max_rows() const { return max_rows_; }
+
+ private:
+  friend class Gemma3;
+  ThreadPool& pool_;
+  const KernelTable& kernels_;
+  Precision precision_;
+  int64_t max_rows_;
   std::vector<float> x_, normed_, q_, k_, v_, attn_, proj_, gate_, up_;
-  std::vector<int64_t> image_first_, image_last_;  // per chunk token: its image's first and last position, or its own
-  std::vector<float> rope_cos_, rope_sin_;          // [chunk token][local, global][head_dim / 2]
+  std::vector<int64_t> position_;                   // per row: its position in its sequence
+  std::vector<int64_t> image_first_, image_last_;  // per row: its image's first and last position, or its own
+  std::vector<float> rope_cos_, rope_sin_;          // [row][local, global][head_dim / 2]
+  struct AttentionUnit {
+    int64_t segment, t0, t1;  // rows [t0, t1) of one segment, against one KV head
+  };
+  std::vector<AttentionUnit> units_;
 };
 
 }  // namespace medlab

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "formats/checkpoint.h"
+#include "formats/quantize_weights.h"
 #include "formats/safetensors.h"
 #include "formats/test_checkpoint.h"
 #include "model/gemma3.h"
@@ -230,12 +231,13 @@ TEST_F(Gemma3Reference, PrefillAndDecodeMatchFloat64) {
   const Gemma3 model(checkpoint, kVocab, 8);
   for (const KernelTable* kernels : available_kernels()) {
     ThreadPool pool(2);
-    Gemma3State state(model, 16, pool, *kernels);
+    Gemma3State state(model, 16);
+    Gemma3Workspace ws(model, pool, *kernels);
     std::vector<float> logits(kVocab);
     // The first 6 tokens as one prompt, then one token at a time.
-    model.forward(state, std::span(tokens).first(6), logits.data());
+    model.forward(state, ws, std::span(tokens).first(6), logits.data());
     for (size_t t = 5; t < tokens.size(); ++t) {
-      if (t > 5) model.forward(state, std::span(tokens).subspan(t, 1), logits.data());
+      if (t > 5) model.forward(state, ws, std::span(tokens).subspan(t, 1), logits.data());
       for (int i = 0; i < kVocab; ++i)
         EXPECT_NEAR(logits[size_t(i)], expect[t][size_t(i)], 2e-5 * (1 + std::abs(expect[t][size_t(i)])))
             << isa_name(kernels->isa) << " position " << t << " token " << i;
@@ -263,11 +265,12 @@ TEST_F(Gemma3Reference, ImageTokensAttendBothWaysAndStayInOneChunk) {
   const ImageEmbeddings images[] = {{image.begin, image.length, image.embeddings.data()}};
   for (const KernelTable* kernels : available_kernels()) {
     ThreadPool pool(2);
-    Gemma3State state(model, n + 4, pool, *kernels);
+    Gemma3State state(model, n + 4);
+    Gemma3Workspace ws(model, pool, *kernels);
     std::vector<float> logits(kVocab);
-    model.forward(state, std::span(tokens).first(size_t(n - 2)), logits.data(), images);
+    model.forward(state, ws, std::span(tokens).first(size_t(n - 2)), logits.data(), images);
     for (int i = 0; i < kVocab; ++i) EXPECT_NEAR(logits[size_t(i)], expect[size_t(n - 3)][size_t(i)], 2e-5 * (1 + std::abs(expect[size_t(n - 3)][size_t(i)])));
-    model.forward(state, std::span(tokens).subspan(size_t(n - 2)), logits.data());
+    model.forward(state, ws, std::span(tokens).subspan(size_t(n - 2)), logits.data());
     for (int i = 0; i < kVocab; ++i)
       EXPECT_NEAR(logits[size_t(i)], expect[size_t(n - 1)][size_t(i)], 2e-5 * (1 + std::abs(expect[size_t(n - 1)][size_t(i)])))
           << isa_name(kernels->isa) << " token " << i;
@@ -289,11 +292,12 @@ TEST(Gemma3Bits, PrefillPiecesAndDecodeGiveTheSameLogits) {
   for (const KernelTable* kernels : available_kernels()) {
     ThreadPool one(1), two(2), three(3);
     std::vector<float> whole(static_cast<size_t>(vocab)), pieces(whole.size()), stepwise(whole.size());
-    Gemma3State a(model, 64, two, *kernels), b(model, 64, three, *kernels), c(model, 64, one, *kernels);
-    model.forward(a, tokens, whole.data());
-    model.forward(b, std::span(tokens).first(17), pieces.data());
-    model.forward(b, std::span(tokens).subspan(17), pieces.data());
-    for (size_t t = 0; t < tokens.size(); ++t) model.forward(c, std::span(tokens).subspan(t, 1), stepwise.data());
+    Gemma3State a(model, 64), b(model, 64), c(model, 64);
+    Gemma3Workspace on_two(model, two, *kernels), on_three(model, three, *kernels), on_one(model, one, *kernels);
+    model.forward(a, on_two, tokens, whole.data());
+    model.forward(b, on_three, std::span(tokens).first(17), pieces.data());
+    model.forward(b, on_three, std::span(tokens).subspan(17), pieces.data());
+    for (size_t t = 0; t < tokens.size(); ++t) model.forward(c, on_one, std::span(tokens).subspan(t, 1), stepwise.data());
     EXPECT_EQ(std::memcmp(whole.data(), pieces.data(), whole.size() * 4), 0) << isa_name(kernels->isa);
     EXPECT_EQ(std::memcmp(whole.data(), stepwise.data(), whole.size() * 4), 0) << isa_name(kernels->isa);
   }
@@ -304,10 +308,71 @@ TEST_F(Gemma3Reference, ContextOverflowIsAnError) {
   const Checkpoint checkpoint = Checkpoint::open(dir_.string());
   const Gemma3 model(checkpoint, kVocab, 8);
   ThreadPool pool(1);
-  Gemma3State state(model, 4, pool, scalar_kernels());
+  Gemma3State state(model, 4);
+  Gemma3Workspace ws(model, pool, scalar_kernels());
   std::vector<float> logits(kVocab);
   const std::vector<int32_t> tokens{1, 2, 3, 4, 5};
-  EXPECT_THROW(model.forward(state, tokens, logits.data()), Error);
+  EXPECT_THROW(model.forward(state, ws, tokens, logits.data()), Error);
+}
+
+// Continuous batching: a decode step of several sequences in one pass gives each sequence the bits it gets
+// alone, whatever else shares the batch (2 rows take the decode kernels, 5 the prefill ones), for plain and
+// quantized weights in both precisions and every kernel set.
+TEST(Gemma3Bits, BatchedDecodeGivesEachSequenceItsOwnLogits) {
+  const std::filesystem::path dir = std::filesystem::path(MEDLAB_BINARY_DIR) / "test-tmp" / "gemma3_tiny_batch";
+  write_test_checkpoint({"tiny", 5, DType::BF16, ""}, dir.string());
+  std::mt19937 rng(9);
+  std::vector<std::vector<int32_t>> prompts;
+  for (int length : {5, 9, 20, 3, 33}) {
+    prompts.emplace_back(static_cast<size_t>(length));
+    for (int32_t& t : prompts.back()) t = std::uniform_int_distribution<int32_t>(3, 5000)(rng);
+  }
+  constexpr int kSteps = 4;
+  for (const std::optional<DType> quant : {std::optional<DType>{}, std::optional(DType::Q8_0), std::optional(DType::Q4_0),
+                                           std::optional(DType::Q4_K)}) {
+    Checkpoint checkpoint = Checkpoint::open(dir.string());
+    if (quant) quantize_weights(checkpoint, *quant, 2);
+    const int64_t vocab = checkpoint.config().text.vocab_size;
+    const Gemma3 model(checkpoint, vocab, 16);
+    const std::string what(quant ? dtype_name(*quant) : "bf16");
+    for (const KernelTable* kernels : available_kernels())
+      for (const Precision precision : {Precision::Exact, Precision::Fast}) {
+        ThreadPool pool(2);
+        Gemma3Workspace ws(model, pool, *kernels, precision);
+        // Alone: each prompt, then kSteps tokens fed one at a time (token i + 100 at step i).
+        std::vector<std::vector<float>> alone;
+        for (const auto& prompt : prompts) {
+          Gemma3State state(model, 64);
+          std::vector<float> logits(static_cast<size_t>(vocab));
+          model.forward(state, ws, prompt, logits.data());
+          for (int step = 0; step < kSteps; ++step) {
+            const int32_t token = 100 + step;
+            model.forward(state, ws, std::span(&token, 1), logits.data());
+          }
+          alone.push_back(logits);
+        }
+        // Batched: the first two sequences, then all five (in reverse order), share each step.
+        for (const size_t batch : {size_t(2), size_t(5)}) {
+          std::vector<Gemma3State> states;
+          for (size_t i = 0; i < batch; ++i) states.emplace_back(model, 64);
+          std::vector<float> logits(static_cast<size_t>(vocab) * batch);
+          for (size_t i = 0; i < batch; ++i) model.forward(states[i], ws, prompts[i], logits.data());
+          std::vector<Gemma3State*> order;
+          for (size_t i = batch; i-- > 0;) order.push_back(&states[i]);
+          for (int step = 0; step < kSteps; ++step) {
+            const std::vector<int32_t> tokens(batch, 100 + step);
+            model.decode(order, ws, tokens, logits.data());
+          }
+          for (size_t row = 0; row < batch; ++row) {
+            const size_t sequence = batch - 1 - row;
+            EXPECT_EQ(std::memcmp(logits.data() + row * size_t(vocab), alone[sequence].data(), size_t(vocab) * 4), 0)
+                << what << " " << isa_name(kernels->isa) << (precision == Precision::Fast ? " fast" : " exact")
+                << " batch of " << batch << ", sequence " << sequence;
+          }
+        }
+      }
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "formats/checkpoint.h"
 #include "model/gemma3.h"
 #include "model/siglip.h"
+#include "runtime/generation.h"
 #include "runtime/sampler.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -47,29 +48,6 @@ std::unique_ptr<LoadedModel> load_model(const std::string& model, const LoadOpti
 // The tokenizer a GGUF file's tokenizer.ggml.* metadata describes; throws Error naming the file and key.
 Tokenizer gguf_tokenizer(const GgufFile& file);
 
-struct GenerationSettings {
-  int64_t max_new_tokens = 256;
-  SamplerSettings sampler;
-  std::vector<std::string> stop_strings;  // generation ends before the first occurrence; it is not returned
-  bool ignore_eos = false;                // keep generating past stop tokens (for parity tests)
-  int32_t logprobs = 0;                   // top-k log-probabilities to record per generated token
-};
-
-struct GeneratedToken {
-  TokenId id = 0;
-  float logprob = 0;
-  std::vector<std::pair<TokenId, float>> top;  // when logprobs > 0
-};
-
-struct GenerationResult {
-  std::vector<TokenId> prompt_tokens;
-  std::vector<GeneratedToken> tokens;
-  std::string text;
-  std::string stop_reason;  // "stop_token", "stop_string", "max_new_tokens", "context"
-  double prefill_ms = 0, decode_ms = 0;
-  int64_t decode_steps = 0;  // forward passes after the prompt
-};
-
 class Session {
  public:
   Session(const LoadedModel& model, int64_t n_ctx, ThreadPool& pool, const KernelTable& kernels,
@@ -87,6 +65,7 @@ class Session {
  private:
   const LoadedModel& model_;
   Gemma3State state_;
+  Gemma3Workspace workspace_;
   std::vector<float> logits_;
 };
 
