@@ -21,6 +21,9 @@ debian_packages=(
   libssl-dev           # SHA-256 of decoded DICOM pixels (OpenSSL libcrypto)
   python3-pydicom      # DICOM parity tests: the reference renderer and its test corpus
   python3-gdcm         # lets pydicom decode JPEG lossless, JPEG-LS and JPEG 2000 corpus files
+  libcpp-httplib-dev   # medlab serve's HTTP server (cpp-httplib 0.11.4): one small library, thread pool, chunked streaming
+  chromium             # the browser the web UI test drives (playwright-core; Debian's build, no download)
+  fonts-wqy-zenhei     # a CJK font, so the web UI's Chinese example questions render in that test's screenshots
 )
 missing=()
 for p in "${debian_packages[@]}"; do
@@ -46,6 +49,14 @@ if ! cmp -s tools/reference/package-lock.json "$stamp" 2>/dev/null; then
   echo "setup: installing reference npm packages"
   (cd tools/reference && npm ci --omit=optional --ignore-scripts --no-audit --no-fund --loglevel=error)
   cp tools/reference/package-lock.json "$stamp"
+fi
+# playwright-core for the web UI's browser test (tests/e2e), pinned in its package-lock.json; it drives the
+# Debian chromium above, so no browser is downloaded.
+stamp=tests/e2e/node_modules/.medlab-installed-lock
+if ! cmp -s tests/e2e/package-lock.json "$stamp" 2>/dev/null; then
+  echo "setup: installing the browser test's npm packages"
+  (cd tests/e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+  cp tests/e2e/package-lock.json "$stamp"
 fi
 # The speed peer of scripts/bench_compare.sh (llama.cpp's prebuilt CPU build through node-llama-cpp), only when
 # asked: MEDLAB_SPEEDPEER=1 scripts/setup.sh. No test needs it.

@@ -2,6 +2,7 @@
 // the first answer token of an image question, load time, peak memory; a table, or JSON for scripts.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -27,6 +28,7 @@ struct BenchOptions {
   std::vector<int64_t> prompt_sizes = {256, 512};
   int64_t generate = 128;
   int repeat = 1;
+  int64_t accuracy_tokens = 0;  // > 0: also compare fast with exact precision over this many positions
   int threads = int(std::max(1u, std::thread::hardware_concurrency()));
   std::string isa;
   bool json = false;
@@ -88,6 +90,14 @@ struct ImageFigures {
   double encode_ms = 0, first_token_ms = 0;
 };
 
+// What fast precision costs against exact: at every position of a teacher-forced prompt, whether the most
+// likely next token agrees, and the KL divergence of the fast next-token distribution from the exact one.
+struct AccuracyFigures {
+  int64_t positions = 0;
+  double top1_agreement = 0;  // fraction of positions
+  double mean_kl = 0, max_kl = 0;  // nats
+};
+
 struct Figures {
   double load_ms = 0;
   size_t weight_bytes = 0, text_weight_bytes = 0, kv_bytes = 0;
@@ -96,8 +106,45 @@ struct Figures {
   int64_t decode_steps = 0;
   double decode_ms = 0;
   std::optional<ImageFigures> image;
+  std::optional<AccuracyFigures> accuracy;
   size_t peak_rss = 0;
 };
+
+// log-softmax in double, so the KL of two close distributions is not lost to rounding.
+std::vector<double> log_softmax(const std::vector<float>& logits) {
+  const double top = *std::max_element(logits.begin(), logits.end());
+  double sum = 0;
+  for (float l : logits) sum += std::exp(double(l) - top);
+  const double log_sum = top + std::log(sum);
+  std::vector<double> out(logits.size());
+  for (size_t i = 0; i < logits.size(); ++i) out[i] = double(logits[i]) - log_sum;
+  return out;
+}
+
+AccuracyFigures measure_accuracy(const BenchOptions& o, const LoadedModel& model, ThreadPool& pool,
+                                 const KernelTable& kernels) {
+  const Gemma3& decoder = model.decoder;
+  const std::vector<TokenId> prompt = fixed_prompt(model.tokenizer, o.accuracy_tokens);
+  Gemma3State exact_state(decoder, o.accuracy_tokens), fast_state(decoder, o.accuracy_tokens);
+  Gemma3Workspace exact(decoder, pool, kernels, Precision::Exact), fast(decoder, pool, kernels, Precision::Fast);
+  std::vector<float> exact_logits(size_t(decoder.n_vocab())), fast_logits(exact_logits.size());
+  AccuracyFigures a;
+  int64_t agree = 0;
+  for (const TokenId token : prompt) {
+    decoder.forward(exact_state, exact, std::span(&token, 1), exact_logits.data());
+    decoder.forward(fast_state, fast, std::span(&token, 1), fast_logits.data());
+    const std::vector<double> p = log_softmax(exact_logits), q = log_softmax(fast_logits);
+    double kl = 0;
+    for (size_t i = 0; i < p.size(); ++i) kl += std::exp(p[i]) * (p[i] - q[i]);
+    a.mean_kl += kl;
+    a.max_kl = std::max(a.max_kl, kl);
+    agree += std::max_element(p.begin(), p.end()) - p.begin() == std::max_element(q.begin(), q.end()) - q.begin();
+    ++a.positions;
+  }
+  a.mean_kl /= double(a.positions);
+  a.top1_agreement = double(agree) / double(a.positions);
+  return a;
+}
 
 // The image question's tokens: the chat template with the image after the text, expanded as the processor does.
 std::vector<TokenId> image_question(const LoadedModel& model) {
@@ -189,6 +236,7 @@ Figures measure(const BenchOptions& o) {
   }
   f.decode_ms = median(decode_ms);
   if (rgb) f.image = measure_image(o, *model, *rgb, image_source, session, pool, kernels);
+  if (o.accuracy_tokens > 0) f.accuracy = measure_accuracy(o, *model, pool, kernels);
   f.peak_rss = peak_rss_bytes();
   return f;
 }
@@ -222,6 +270,11 @@ nlohmann::json figures_json(const BenchOptions& o, const Figures& f) {
         {"ms", f.decode_ms},
         {"tokens_per_s", per_second(double(f.decode_steps), f.decode_ms)}}},
   };
+  if (f.accuracy)
+    out["fast_vs_exact"] = {{"positions", f.accuracy->positions},
+                            {"top1_agreement", f.accuracy->top1_agreement},
+                            {"mean_kl", f.accuracy->mean_kl},
+                            {"max_kl", f.accuracy->max_kl}};
   if (f.image)
     out["image"] = {{"source", f.image->source},         {"width", f.image->width},
                     {"height", f.image->height},         {"prompt_tokens", f.image->prompt_tokens},
@@ -248,6 +301,11 @@ void print_table(const BenchOptions& o, const Figures& f) {
     std::printf("%-46s %11.0f ms\n", "image encode (tower + projector)", f.image->encode_ms);
     const std::string first = "first answer token, image question (" + std::to_string(f.image->prompt_tokens) + " tok)";
     std::printf("%-46s %11.0f ms\n", first.c_str(), f.image->first_token_ms);
+  }
+  if (f.accuracy) {
+    const std::string what = "fast vs exact, " + std::to_string(f.accuracy->positions) + " positions";
+    std::printf("%-46s %10.1f %% top-1 agree, KL mean %.2e max %.2e\n", what.c_str(), 100 * f.accuracy->top1_agreement,
+                f.accuracy->mean_kl, f.accuracy->max_kl);
   }
   std::printf("%-46s %11.2f GB  (text %.2f GB)\n", "weights", gb(f.weight_bytes), gb(f.text_weight_bytes));
   const std::string kv = "KV cache, " + std::to_string(f.n_ctx) + " tokens";
@@ -289,6 +347,10 @@ void register_bench(CLI::App& app) {
                   "Quantized matrices: exact (weights widened to f32) or fast (activations quantized too, as llama.cpp does)")
       ->capture_default_str()
       ->check(CLI::IsMember({"exact", "fast"}));
+  cmd->add_option("--accuracy", o->accuracy_tokens,
+                  "Also measure what fast precision costs: feed this many tokens of the fixed prompt through both "
+                  "precisions and report top-1 agreement and the KL divergence of fast from exact")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
   cmd->add_option("-t,--threads", o->threads, "Threads")->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_option("--repeat", o->repeat, "Runs of each measurement; the median is reported")
       ->capture_default_str()

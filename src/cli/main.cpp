@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   medlab::cli::register_make_test_model(app);
   medlab::cli::register_dicom(app);
   medlab::cli::register_bench(app);
+  medlab::cli::register_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

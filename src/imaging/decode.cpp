@@ -335,6 +335,31 @@ ImageFormat detect_image_format(std::span<const uint8_t> bytes) {
   return ImageFormat::Unknown;
 }
 
+std::optional<std::pair<uint32_t, uint32_t>> image_dimensions(std::span<const uint8_t> bytes) {
+  const auto be16 = [&](size_t at) { return uint32_t(bytes[at]) << 8 | bytes[at + 1]; };
+  switch (detect_image_format(bytes)) {
+    case ImageFormat::Png:  // IHDR is the first chunk: width and height at bytes 16..23
+      if (bytes.size() < 24) return std::nullopt;
+      return std::pair{be16(16) << 16 | be16(18), be16(20) << 16 | be16(22)};
+    case ImageFormat::Jpeg:  // the first start-of-frame segment (SOF0..SOF15 less DHT, JPG and DAC)
+      for (size_t at = 2; at + 9 <= bytes.size();) {
+        if (bytes[at] != 0xff) return std::nullopt;
+        const uint8_t marker = bytes[at + 1];
+        if (marker == 0xff) {  // fill byte
+          ++at;
+          continue;
+        }
+        if (marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc)
+          return std::pair{be16(at + 7), be16(at + 5)};
+        at += 2 + be16(at + 2);
+      }
+      return std::nullopt;
+    case ImageFormat::Unknown:
+      break;
+  }
+  return std::nullopt;
+}
+
 Image decode_image(std::span<const uint8_t> bytes, const DecodeOptions& options, const std::string& name_for_errors) {
   switch (detect_image_format(bytes)) {
     case ImageFormat::Png:

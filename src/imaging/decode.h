@@ -7,8 +7,10 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
+#include <utility>
 
 #include "imaging/image.h"
 
@@ -36,6 +38,9 @@ enum class ImageFormat { Unknown, Png, Jpeg };
 
 // By magic bytes, never by file name.
 ImageFormat detect_image_format(std::span<const uint8_t> bytes);
+
+// Width and height from a PNG's or JPEG's header, without decoding; nullopt when they cannot be found.
+std::optional<std::pair<uint32_t, uint32_t>> image_dimensions(std::span<const uint8_t> bytes);
 
 // Decodes a PNG or JPEG held in memory. Alpha is dropped, not composited (Pillow's convert("RGB") does
 // the same); 16-bit colour keeps each sample's high byte (as Pillow). Throws Error naming

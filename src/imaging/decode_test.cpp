@@ -225,6 +225,17 @@ TEST(Decode, MaxPixelsIsSettable) {
   EXPECT_NE(decode_error(jpeg_bytes, "a.jpg", options).find("a.jpg: image is 100 x 100"), std::string::npos);
 }
 
+TEST(Decode, DimensionsFromTheHeaderAlone) {
+  using Size = std::optional<std::pair<uint32_t, uint32_t>>;
+  EXPECT_EQ(image_dimensions(rgb_png(red_blue(7, 3))), Size({7, 3}));
+  for (bool progressive : {false, true}) EXPECT_EQ(image_dimensions(jpeg(red_blue(33, 17), progressive)), Size({33, 17}));
+  Bytes huge = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  put_chunk(huge, "IHDR", ihdr(50000, 40000, 8, 2));
+  EXPECT_EQ(image_dimensions(huge), Size({50000, 40000}));  // no pixel data needed
+  EXPECT_EQ(image_dimensions(Bytes{0xff, 0xd8, 0xff, 0xe0, 0x00}), std::nullopt);  // truncated before a frame header
+  EXPECT_EQ(image_dimensions(Bytes{'h', 'e', 'l', 'l', 'o'}), std::nullopt);
+}
+
 TEST(Decode, RefusesAZeroSizedPng) {
   Bytes zero = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   put_chunk(zero, "IHDR", ihdr(0, 10, 8, 2));

@@ -98,10 +98,8 @@ void copy_native(DcmDataset& dataset, E_TransferSyntax original, const DicomHead
   }
 }
 
-}  // namespace
-
-DicomImage read_dicom(const std::string& path, const ReadOptions& options) {
-  LoadedFile loaded = load_file(path, false);
+// Decodes the pixel data of a parsed object into stored values.
+DicomImage decode_loaded(LoadedFile loaded, const ReadOptions& options) {
   DicomImage image;
   DicomHeader& h = loaded.header;
   DcmDataset& dataset = *loaded.file->getDataset();
@@ -151,6 +149,16 @@ DicomImage read_dicom(const std::string& path, const ReadOptions& options) {
   }
   image.header = std::move(h);
   return image;
+}
+
+}  // namespace
+
+DicomImage read_dicom(const std::string& path, const ReadOptions& options) {
+  return decode_loaded(load_file(path, false), options);
+}
+
+DicomImage read_dicom(std::span<const uint8_t> bytes, const std::string& name, const ReadOptions& options) {
+  return decode_loaded(load_buffer(bytes, name, false), options);
 }
 
 std::string pixel_hash(const DicomImage& image) {

@@ -3,6 +3,7 @@
 
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcpixel.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
@@ -293,24 +294,11 @@ static void read_geometry(DcmItem& dataset, DicomHeader& h) {
   h.sop_class_uid = a.text(DCM_SOPClassUID);
 }
 
-LoadedFile load_file(const std::string& path, bool header_only) {
-  init_dcmtk();
-  LoadedFile loaded;
+namespace {
+
+// What every parse ends with, whether DCMTK read a file or a buffer: the same checks and the same errors.
+void check_and_read_header(LoadedFile& loaded, const OFCondition& status) {
   DicomHeader& h = loaded.header;
-  h.file_name = base_name(path);
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) fail(h.file_name, ": no such file");
-  {
-    std::ifstream in(path, std::ios::binary);
-    char magic[132] = {};
-    in.read(magic, sizeof magic);
-    h.has_meta_header = in.gcount() == 132 && std::memcmp(magic + 128, "DICM", 4) == 0;
-  }
-  loaded.file = std::make_unique<DcmFileFormat>();
-  // Values over 4 KiB (the pixel data) stay in the file until asked for: sizes are checked first.
-  const OFCondition status = header_only
-      ? loaded.file->loadFileUntilTag(path.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect, DCM_PixelData)
-      : loaded.file->loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect);
   DcmDataset& dataset = *loaded.file->getDataset();
   if (status.bad()) {
     const auto uid = get_string(*loaded.file->getMetaInfo(), DCM_TransferSyntaxUID);
@@ -332,10 +320,55 @@ LoadedFile load_file(const std::string& path, bool header_only) {
   loaded.xfer = dataset.getOriginalXfer();
   read_geometry(dataset, h);
   read_image_attributes(dataset, h);
+}
+
+}  // namespace
+
+LoadedFile load_file(const std::string& path, bool header_only) {
+  init_dcmtk();
+  LoadedFile loaded;
+  DicomHeader& h = loaded.header;
+  h.file_name = base_name(path);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) fail(h.file_name, ": no such file");
+  {
+    std::ifstream in(path, std::ios::binary);
+    char magic[132] = {};
+    in.read(magic, sizeof magic);
+    h.has_meta_header = in.gcount() == 132 && std::memcmp(magic + 128, "DICM", 4) == 0;
+  }
+  loaded.file = std::make_unique<DcmFileFormat>();
+  // Values over 4 KiB (the pixel data) stay in the file until asked for: sizes are checked first.
+  const OFCondition status = header_only
+      ? loaded.file->loadFileUntilTag(path.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect, DCM_PixelData)
+      : loaded.file->loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect);
+  check_and_read_header(loaded, status);
+  return loaded;
+}
+
+LoadedFile load_buffer(std::span<const uint8_t> bytes, const std::string& name, bool header_only) {
+  init_dcmtk();
+  LoadedFile loaded;
+  DicomHeader& h = loaded.header;
+  h.file_name = name;
+  h.has_meta_header = bytes.size() >= 132 && std::memcmp(bytes.data() + 128, "DICM", 4) == 0;
+  loaded.file = std::make_unique<DcmFileFormat>();
+  DcmInputBufferStream stream;
+  stream.setBuffer(bytes.data(), offile_off_t(bytes.size()));
+  stream.setEos();  // the whole object is in the buffer: running out of bytes means truncated
+  loaded.file->transferInit();
+  const OFCondition status = loaded.file->readUntilTag(stream, EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
+                                                        header_only ? DCM_PixelData : DCM_UndefinedTagKey);
+  loaded.file->transferEnd();
+  check_and_read_header(loaded, status);
   return loaded;
 }
 
 DicomHeader read_dicom_header(const std::string& path) { return std::move(load_file(path, true).header); }
+
+DicomHeader read_dicom_header(std::span<const uint8_t> bytes, const std::string& name) {
+  return std::move(load_buffer(bytes, name, true).header);
+}
 
 const FrameTransforms& DicomHeader::frame_transforms(uint32_t frame) const {
   if (frame >= frames) fail(file_name, ": frame ", frame + 1, " of ", frames, " does not exist");

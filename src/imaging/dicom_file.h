@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -110,6 +111,9 @@ struct ReadOptions {
 DicomHeader read_dicom_header(const std::string& path);
 // Reads and decodes the whole image.
 DicomImage read_dicom(const std::string& path, const ReadOptions& options = {});
+// The same for a whole DICOM object held in memory (an upload); `name` stands for the file in messages.
+DicomHeader read_dicom_header(std::span<const uint8_t> bytes, const std::string& name);
+DicomImage read_dicom(std::span<const uint8_t> bytes, const std::string& name, const ReadOptions& options = {});
 
 // SHA-256 (lower-case hex) of the decoded stored values in a canonical form, independent of transfer
 // syntax, byte order, planar configuration and (lossless) compression:

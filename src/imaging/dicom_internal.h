@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,8 @@ struct LoadedFile {
 
 // Parses the file (pixel data left on disk) and reads the header; header_only stops at the pixel data.
 LoadedFile load_file(const std::string& path, bool header_only);
+// The same from a whole DICOM object in memory; `name` stands for the file in messages.
+LoadedFile load_buffer(std::span<const uint8_t> bytes, const std::string& name, bool header_only);
 // Re-reads the image attributes: decoders may change them (photometric, planar configuration).
 void read_image_attributes(DcmItem& dataset, DicomHeader& header);
 // JPEG 2000 frames through OpenJPEG, into `out` (interleaved samples, header.bits_allocated containers).

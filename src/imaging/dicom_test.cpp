@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 
 #include "core/error.h"
@@ -212,6 +213,32 @@ TEST(DicomRead, BadInputFailsWithTheTagAtFault) {
   EXPECT_NE(error_of([&] { read_dicom(dir + "/text.dcm"); }).find("text.dcm: not a DICOM"), std::string::npos);
 }
 
+// Uploads: the same object from memory reads as from its file, with the same errors.
+TEST(DicomRead, FromBytesAsFromTheFile) {
+  const TempFolder folder("bytes");
+  TestImage image;
+  image.rows = 4;
+  image.columns = 6;
+  for (int i = 0; i < 24; ++i) image.pixels.push_back(uint16_t(i * 100));
+  for (const char* syntax : {"", "rle", "implicit"}) {
+    const std::string path = folder.path() + "/x" + syntax + ".dcm";
+    write_test_dicom(path, image, syntax);
+    std::ifstream in(path, std::ios::binary);
+    const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const DicomImage from_file = read_dicom(path);
+    const DicomImage from_bytes = read_dicom(bytes, "upload");
+    EXPECT_EQ(from_bytes.header.file_name, "upload");
+    EXPECT_EQ(from_bytes.header.transfer_syntax_uid, from_file.header.transfer_syntax_uid) << syntax;
+    EXPECT_EQ(pixel_hash(from_bytes), pixel_hash(from_file)) << syntax;
+    EXPECT_EQ(read_dicom_header(bytes, "upload").columns, 6u);
+    const std::vector<uint8_t> cut(bytes.begin(), bytes.end() - 20);
+    EXPECT_NE(error_of([&] { read_dicom(cut, "upload"); }).find("upload: "), std::string::npos) << syntax;
+  }
+  const std::string words = "not a DICOM file at all, just some words to read";
+  EXPECT_NE(error_of([&] { read_dicom(std::vector<uint8_t>(words.begin(), words.end()), "upload"); }).find("upload: not a DICOM"),
+            std::string::npos);
+}
+
 TEST(DicomRead, NothingPatientIdentifyingInTheHeader) {
   // The header type has no field for patient attributes; the file's patient name is "Secret^Patient".
   const DicomImage dicom = write_and_read("privacy", ct_image({0, 1}));
@@ -284,6 +311,16 @@ TEST(PngWrite, WritesASignature) {
   char signature[8];
   in.read(signature, 8);
   EXPECT_EQ(std::string(signature + 1, 3), "PNG");
+}
+
+TEST(PngWrite, EncodesToMemoryWhatTheFileHolds) {
+  const TempFolder dir("png_memory");
+  const std::string path = dir.path() + "/x.png";
+  const uint8_t pixels[18] = {0, 50, 100, 150, 200, 250, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  write_png(path, 3, 2, 3, pixels);
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<uint8_t> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(encode_png(3, 2, 3, pixels), file);
 }
 
 }  // namespace

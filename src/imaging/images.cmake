@@ -2,13 +2,15 @@
 find_package(PNG REQUIRED)
 find_package(JPEG REQUIRED)
 
-add_library(medlab_imaging STATIC ${CMAKE_CURRENT_LIST_DIR}/decode.cpp ${CMAKE_CURRENT_LIST_DIR}/preprocess.cpp)
+add_library(medlab_imaging STATIC ${CMAKE_CURRENT_LIST_DIR}/decode.cpp ${CMAKE_CURRENT_LIST_DIR}/preprocess.cpp
+            ${CMAKE_CURRENT_LIST_DIR}/region.cpp)
 target_link_libraries(medlab_imaging PUBLIC medlab_core PRIVATE PNG::PNG JPEG::JPEG)
 
 # The tests write their own PNGs and JPEGs, hence zlib and libjpeg.
 find_package(ZLIB REQUIRED)
 medlab_test(decode_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/decode_test.cpp LIBS medlab_imaging ZLIB::ZLIB JPEG::JPEG)
 medlab_test(preprocess_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/preprocess_test.cpp LIBS medlab_imaging)
+medlab_test(region_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/region_test.cpp LIBS medlab_imaging)
 
 # Parity with Pillow: tests/parity/pillow_reference.py (run by the test) writes images and Pillow's results.
 # Debian's python3-pil belongs to /usr/bin/python3, which a python3 earlier on PATH (pyenv, a venv) may hide.

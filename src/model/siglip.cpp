@@ -137,28 +137,44 @@ SiglipVision::SiglipVision(const Checkpoint& checkpoint) {
 
 void SiglipVision::encode(const float* pixels, float* out, ThreadPool& pool, const KernelTable& kernels,
                           Precision precision) const {
-  const int64_t n = num_patches(), d = config_.hidden_size;
-  const float eps = float(config_.layer_norm_eps);
-  Scratch s;
+  Encoding encoding(*this, pixels, out, precision);
+  while (!encoding.done()) encoding.step(pool, kernels);
+}
+
+SiglipVision::Encoding::Encoding(const SiglipVision& vision, const float* pixels, float* out, Precision precision)
+    : vision_(vision), pixels_(pixels), out_(out), scratch_(std::make_unique<Scratch>()) {
+  const int64_t n = vision.num_patches(), d = vision.config_.hidden_size;
+  Scratch& s = *scratch_;
   s.precision = precision;
   for (std::vector<float>* buffer : {&s.x, &s.normed, &s.q, &s.k, &s.v, &s.attn, &s.proj})
     buffer->resize(size_t(n * d));
-  s.mlp.resize(size_t(n * config_.intermediate_size));
+  s.mlp.resize(size_t(n * vision.config_.intermediate_size));
+}
 
-  embed_patches(pixels, s, pool, kernels);
-  for (const Layer& layer : layers_) {
+SiglipVision::Encoding::~Encoding() = default;
+
+void SiglipVision::Encoding::step(ThreadPool& pool, const KernelTable& kernels) {
+  const SiglipVision& v = vision_;
+  const int64_t n = v.num_patches(), d = v.config_.hidden_size;
+  const float eps = float(v.config_.layer_norm_eps);
+  Scratch& s = *scratch_;
+  const int64_t current = next_step_++;
+  if (current == 0) return v.embed_patches(pixels_, s, pool, kernels);
+  if (current <= int64_t(v.layers_.size())) {
+    const Layer& layer = v.layers_[size_t(current - 1)];
     for (int64_t t = 0; t < n; ++t)
       layer_norm(&s.x[size_t(t * d)], layer.norm1_weight.data(), layer.norm1_bias.data(), &s.normed[size_t(t * d)], d,
                  eps);
-    attention(layer, s, pool, kernels);
+    v.attention(layer, s, pool, kernels);
     for (int64_t t = 0; t < n; ++t)
       layer_norm(&s.x[size_t(t * d)], layer.norm2_weight.data(), layer.norm2_bias.data(), &s.normed[size_t(t * d)], d,
                  eps);
-    mlp(layer, s, pool, kernels);
+    return v.mlp(layer, s, pool, kernels);
   }
   for (int64_t t = 0; t < n; ++t)
-    layer_norm(&s.x[size_t(t * d)], post_norm_weight_.data(), post_norm_bias_.data(), &s.x[size_t(t * d)], d, eps);
-  project(s, out, pool, kernels);
+    layer_norm(&s.x[size_t(t * d)], v.post_norm_weight_.data(), v.post_norm_bias_.data(), &s.x[size_t(t * d)], d, eps);
+  v.project(s, out_, pool, kernels);
+  scratch_.reset();  // the scratch is large; free it as soon as the output is written
 }
 
 void SiglipVision::embed_patches(const float* pixels, Scratch& s, ThreadPool& pool, const KernelTable& kernels) const {

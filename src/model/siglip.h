@@ -1,11 +1,12 @@
 // The image side of MedGemma: the SigLIP vision tower and Gemma 3's multimodal projector, which turn one
 // normalized image into the "soft tokens" that stand in for the <image_soft_token> placeholders in the
 // decoder's input. f32 arithmetic over weights used in place in their stored dtype. The model is immutable
-// once built; encode() allocates its own scratch (about 200 MB at MedGemma's size), since images are
+// once built; each encode allocates its own scratch (about 200 MB at MedGemma's size), since images are
 // encoded rarely and a long-lived buffer that size would sit idle between them.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "formats/checkpoint.h"
@@ -14,6 +15,8 @@
 namespace medlab {
 
 class SiglipVision {
+  struct Scratch;  // one encode's buffers
+
  public:
   // Views the checkpoint's vision and projector tensors (the checkpoint must outlive the model). Fails
   // naming the tensor if one is missing or misshapen, and if the checkpoint has no vision tower.
@@ -32,6 +35,24 @@ class SiglipVision {
   void encode(const float* pixels, float* out, ThreadPool& pool, const KernelTable& kernels,
               Precision precision = Precision::Exact) const;
 
+  // The same encode a step at a time (the patch embedding, each encoder layer, then the projector), so that
+  // a server can run other work between steps. `pixels` and `out` must outlive it; it owns its scratch.
+  class Encoding {
+   public:
+    Encoding(const SiglipVision& vision, const float* pixels, float* out, Precision precision = Precision::Exact);
+    ~Encoding();
+    bool done() const { return next_step_ > steps(); }
+    void step(ThreadPool& pool, const KernelTable& kernels);  // the next step; `out` is written by the last
+
+   private:
+    int64_t steps() const { return int64_t(vision_.layers_.size()) + 1; }
+    const SiglipVision& vision_;
+    const float* pixels_;
+    float* out_;
+    std::unique_ptr<Scratch> scratch_;
+    int64_t next_step_ = 0;  // 0: embedding; 1..layers: that layer; layers + 1: projector
+  };
+
   // Query rows per fused attention call: each call transposes a block of keys once for all of them.
   static constexpr int64_t kQueryBlock = 128;
 
@@ -41,7 +62,6 @@ class SiglipVision {
     WeightMatrix q, k, v, out, fc1, fc2;
     std::vector<float> q_bias, k_bias, v_bias, out_bias, fc1_bias, fc2_bias;
   };
-  struct Scratch;
 
   void embed_patches(const float* pixels, Scratch& s, ThreadPool& pool, const KernelTable& kernels) const;
   void attention(const Layer& layer, Scratch& s, ThreadPool& pool, const KernelTable& kernels) const;

@@ -1,5 +1,6 @@
 #include "runtime/images.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -11,13 +12,20 @@
 namespace medlab {
 namespace {
 
+bool has_dicom_name(const std::string& name) {
+  const std::string ext = std::filesystem::path(name).extension().string();
+  return ext == ".dcm" || ext == ".DCM" || ext == ".dicom";
+}
+
+bool has_dicom_signature(std::span<const uint8_t> head) {
+  return head.size() >= 132 && std::string_view(reinterpret_cast<const char*>(head.data()) + 128, 4) == "DICM";
+}
+
 bool looks_like_dicom(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  char head[132] = {};
-  in.read(head, sizeof head);
-  if (in.gcount() == sizeof head && std::string_view(head + 128, 4) == "DICM") return true;
-  const std::string ext = std::filesystem::path(path).extension().string();
-  return ext == ".dcm" || ext == ".DCM" || ext == ".dicom";
+  uint8_t head[132] = {};
+  in.read(reinterpret_cast<char*>(head), sizeof head);
+  return has_dicom_signature(std::span(head, size_t(in.gcount()))) || has_dicom_name(path);
 }
 
 Image to_rgb(const dicom::Rendered& r) {
@@ -28,56 +36,92 @@ Image to_rgb(const dicom::Rendered& r) {
   return image;
 }
 
+void check_pixel_limit(const std::string& name, uint64_t width, uint64_t height, uint64_t limit) {
+  if (width * height > limit) throw ImageTooLarge(name + ": " + std::to_string(width) + " x " + std::to_string(height) +
+                                                  " pixels exceed the limit of " + std::to_string(limit));
+}
+
+PromptImage from_dicom(PromptImage out, const dicom::DicomImage& dicom, const ImageReadOptions& options) {
+  if (options.dicom_frame >= dicom.header.frames)
+    fail(out.file, ": frame ", options.dicom_frame + 1, " asked for, the file has ", dicom.header.frames);
+  const dicom::Rendered rendered = dicom::render(dicom, dicom::parse_window(options.dicom_window), options.dicom_frame);
+  check_pixel_limit(out.file, rendered.width, rendered.height, options.decode.max_pixels);
+  out.rgb = to_rgb(rendered);
+  out.source = "dicom: " + rendered.description;
+  out.dicom_pixel_sha256 = dicom::pixel_hash(dicom);
+  return out;
+}
+
+std::string format_name(std::span<const uint8_t> head) {
+  return detect_image_format(head) == ImageFormat::Png ? "png" : "jpeg";
+}
+
 }  // namespace
 
 PromptImage read_prompt_image(const std::string& path, const ImageReadOptions& options) {
   PromptImage out;
   out.file = std::filesystem::path(path).filename().string();
-  if (looks_like_dicom(path)) {
-    const dicom::DicomImage dicom = dicom::read_dicom(path);
-    if (options.dicom_frame >= dicom.header.frames)
-      fail(out.file, ": frame ", options.dicom_frame + 1, " asked for, the file has ", dicom.header.frames);
-    const dicom::Rendered rendered = dicom::render(dicom, dicom::parse_window(options.dicom_window), options.dicom_frame);
-    if (uint64_t(rendered.width) * rendered.height > options.decode.max_pixels)
-      fail(out.file, ": ", rendered.width, " x ", rendered.height, " pixels exceed the limit of ", options.decode.max_pixels);
-    out.rgb = to_rgb(rendered);
-    out.source = "dicom: " + rendered.description;
-    out.dicom_pixel_sha256 = dicom::pixel_hash(dicom);
-    return out;
-  }
+  if (looks_like_dicom(path)) return from_dicom(std::move(out), dicom::read_dicom(path), options);
   out.rgb = decode_image_file(path, options.decode);
   std::ifstream in(path, std::ios::binary);
   std::vector<uint8_t> head(8);
   in.read(reinterpret_cast<char*>(head.data()), 8);
-  out.source = detect_image_format(head) == ImageFormat::Png ? "png" : "jpeg";
+  out.source = format_name(head);
   return out;
+}
+
+PromptImage read_prompt_image_bytes(std::span<const uint8_t> bytes, const std::string& name, const ImageReadOptions& options) {
+  PromptImage out;
+  out.file = name;
+  if (has_dicom_signature(bytes) || has_dicom_name(name)) {
+    const dicom::DicomHeader header = dicom::read_dicom_header(bytes, name);
+    check_pixel_limit(name, header.columns, header.rows, options.decode.max_pixels);
+    // Frames and samples multiply the pixels: bound what decoding may allocate for an upload too.
+    dicom::ReadOptions read;
+    read.max_pixel_bytes = std::min(read.max_pixel_bytes, options.decode.max_pixels * 8);
+    return from_dicom(std::move(out), dicom::read_dicom(bytes, name, read), options);
+  }
+  if (const auto size = image_dimensions(bytes)) check_pixel_limit(name, size->first, size->second, options.decode.max_pixels);
+  out.rgb = decode_image(bytes, options.decode, name);
+  out.source = format_name(bytes);
+  return out;
+}
+
+std::string ImageEmbeddingCache::key(const SiglipVision& vision, const ModelInput& input, Precision precision) {
+  Sha256 sha;
+  const int64_t dims[3] = {vision.image_size(), vision.output_dim(), int64_t(precision)};
+  sha.update(dims, sizeof dims).update(input.pixels.data(), input.pixels.size() * sizeof(float));
+  return sha.hex_digest();
+}
+
+std::shared_ptr<const std::vector<float>> ImageEmbeddingCache::find(const std::string& key) {
+  std::lock_guard lock(mutex_);
+  const auto it = entries_.find(key);
+  if (it == entries_.end()) return nullptr;
+  recent_.remove(key);
+  recent_.push_front(key);
+  return it->second;
+}
+
+void ImageEmbeddingCache::insert(const std::string& key, std::shared_ptr<const std::vector<float>> embeddings) {
+  std::lock_guard lock(mutex_);
+  if (entries_.emplace(key, std::move(embeddings)).second) recent_.push_front(key);
+  while (recent_.size() > capacity_) {
+    entries_.erase(recent_.back());
+    recent_.pop_back();
+  }
 }
 
 ImageEmbeddingCache::Encoded ImageEmbeddingCache::encode(const SiglipVision& vision, const ModelInput& input,
                                                          ThreadPool& pool, const KernelTable& kernels,
                                                          Precision precision) {
-  Sha256 sha;
-  const int64_t dims[3] = {vision.image_size(), vision.output_dim(), int64_t(precision)};
-  sha.update(dims, sizeof dims).update(input.pixels.data(), input.pixels.size() * sizeof(float));
-  const std::string key = sha.hex_digest();
-  {
-    std::lock_guard lock(mutex_);
-    if (auto it = entries_.find(key); it != entries_.end()) {
-      recent_.remove(key);
-      recent_.push_front(key);
-      return {it->second, 0.0, true};
-    }
-  }
+  const std::string k = key(vision, input, precision);
+  if (auto cached = find(k)) return {cached, 0.0, true};
   const auto start = std::chrono::steady_clock::now();
   auto embeddings = std::make_shared<std::vector<float>>(size_t(vision.tokens_per_image() * vision.output_dim()));
   vision.encode(input.pixels.data(), embeddings->data(), pool, kernels, precision);
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  std::lock_guard lock(mutex_);
-  if (entries_.emplace(key, embeddings).second) recent_.push_front(key);
-  while (recent_.size() > capacity_) {
-    entries_.erase(recent_.back());
-    recent_.pop_back();
-  }
+  insert(k, embeddings);
   return {embeddings, ms, false};
 }
 

@@ -9,9 +9,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "imaging/decode.h"
 #include "imaging/preprocess.h"
 #include "model/gemma3.h"
@@ -33,8 +35,18 @@ struct PromptImage {
   std::optional<std::string> dicom_pixel_sha256;
 };
 
+// An image over ImageReadOptions::decode.max_pixels, refused from its header (the server answers 413).
+class ImageTooLarge : public Error {
+ public:
+  using Error::Error;
+};
+
 // Reads PNG or JPEG (by content) or DICOM (by its "DICM" signature or a .dcm name).
 PromptImage read_prompt_image(const std::string& path, const ImageReadOptions& options = {});
+// The same for a whole file held in memory (an upload); `name` stands for the file in messages and, ending
+// in .dcm, marks a DICOM object without the Part 10 preamble.
+PromptImage read_prompt_image_bytes(std::span<const uint8_t> bytes, const std::string& name,
+                                    const ImageReadOptions& options = {});
 
 // Soft tokens of images already encoded, keyed by the SHA-256 of the model input (the preprocessed
 // pixels) and the precision, so the same pixels with the same preprocessing are encoded once. Safe to share
@@ -50,6 +62,11 @@ class ImageEmbeddingCache {
   };
   Encoded encode(const SiglipVision& vision, const ModelInput& input, ThreadPool& pool, const KernelTable& kernels,
                  Precision precision = Precision::Exact);
+
+  // The parts of encode(), for a caller that encodes a step at a time (SiglipVision::Encoding).
+  static std::string key(const SiglipVision& vision, const ModelInput& input, Precision precision);
+  std::shared_ptr<const std::vector<float>> find(const std::string& key);
+  void insert(const std::string& key, std::shared_ptr<const std::vector<float>> embeddings);
 
  private:
   size_t capacity_;

@@ -50,40 +50,64 @@ int32_t sample_token(std::span<const float> logits, const SamplerSettings& s, st
   }
   if (s.temperature <= 0.0f) return argmax(adjusted);
 
-  // Candidates by descending logit, ties by id, so the order and hence the draw are reproducible.
-  std::vector<int32_t> order(adjusted.size());
+  // Candidates by descending logit, ties by id, so the order and hence the draw are reproducible. Only as
+  // long a prefix is put in order as the truncations need: over a 262k vocabulary a full sort per token
+  // costs more than a small model's forward pass.
+  const size_t n = adjusted.size();
+  std::vector<int32_t> order(n);
   std::iota(order.begin(), order.end(), 0);
-  size_t keep = order.size();
-  if (s.top_k > 0) keep = std::min(keep, size_t(s.top_k));
   auto by_logit = [&](int32_t a, int32_t b) {
     return adjusted[size_t(a)] != adjusted[size_t(b)] ? adjusted[size_t(a)] > adjusted[size_t(b)] : a < b;
   };
-  std::partial_sort(order.begin(), order.begin() + std::ptrdiff_t(keep), order.end(), by_logit);
-  order.resize(keep);
-
-  std::vector<double> probs(keep);
-  const double max = double(adjusted[size_t(order[0])]) / s.temperature;
+  size_t sorted = 0;
+  auto sort_prefix = [&](size_t count) {
+    count = std::min(count, n);
+    if (count <= sorted) return;
+    std::partial_sort(order.begin() + std::ptrdiff_t(sorted), order.begin() + std::ptrdiff_t(count), order.end(), by_logit);
+    sorted = count;
+  };
+  // Probabilities after temperature, normalised over the top-k candidates (all tokens without top-k).
+  const size_t candidates = s.top_k > 0 ? std::min(n, size_t(s.top_k)) : n;
+  if (candidates < n) sort_prefix(candidates);
+  const double max = double(*std::max_element(adjusted.begin(), adjusted.end())) / s.temperature;
+  std::vector<double> probs(n);  // by token id
   double sum = 0;
-  for (size_t i = 0; i < keep; ++i) sum += probs[i] = std::exp(double(adjusted[size_t(order[i])]) / s.temperature - max);
-  for (double& p : probs) p /= sum;
+  for (size_t i = 0; i < candidates; ++i) {
+    const size_t id = candidates < n ? size_t(order[i]) : i;
+    sum += probs[id] = std::exp(double(adjusted[id]) / s.temperature - max);
+  }
+  for (size_t i = 0; i < n; ++i) probs[i] /= sum;
 
+  size_t keep = candidates;
   if (s.top_p < 1.0f) {  // smallest prefix whose mass reaches top_p (at least one token)
     double mass = 0;
-    size_t n = 0;
-    while (n < keep && mass < s.top_p) mass += probs[n++];
-    keep = std::max<size_t>(n, 1);
+    size_t k = 0;
+    for (size_t want = 64; k < keep && mass < s.top_p; want *= 8) {
+      sort_prefix(std::min(want, keep));
+      while (k < sorted && mass < s.top_p) mass += probs[size_t(order[k++])];
+    }
+    keep = std::max<size_t>(k, 1);
   }
   if (s.min_p > 0.0f) {  // drop tokens less likely than min_p times the most likely
-    const double floor = double(s.min_p) * probs[0];
-    size_t n = 1;
-    while (n < keep && probs[n] >= floor) ++n;
-    keep = n;
+    sort_prefix(1);
+    const double floor = double(s.min_p) * probs[size_t(order[0])];
+    size_t k = 1;
+    for (size_t want = 64; k < keep; want *= 8) {
+      sort_prefix(std::min(want, keep));
+      while (k < sorted && probs[size_t(order[k])] >= floor) ++k;
+      if (k < sorted) break;
+    }
+    keep = k;
   }
-  const double total = std::accumulate(probs.begin(), probs.begin() + std::ptrdiff_t(keep), 0.0);
+  // The draw walks the kept tokens in order; untruncated, id order serves as well as any.
+  if (keep == n && sorted < n) std::iota(order.begin(), order.end(), 0);
+  else sort_prefix(keep);
+  double total = 0;
+  for (size_t i = 0; i < keep; ++i) total += probs[size_t(order[i])];
   const double target = philox_uniform(s.seed, step) * total;
   double cumulative = 0;
   for (size_t i = 0; i < keep; ++i) {
-    cumulative += probs[i];
+    cumulative += probs[size_t(order[i])];
     if (target < cumulative) return order[i];
   }
   return order[keep - 1];

@@ -44,6 +44,10 @@ struct Scheduler::Slot {
   std::vector<std::shared_ptr<const std::vector<float>>> embeddings;
   std::vector<ImageEmbeddings> images;
   bool images_encoded = false;
+  std::unique_ptr<SiglipVision::Encoding> encoding;  // the image being encoded, a step per iteration
+  std::shared_ptr<std::vector<float>> encoding_out;
+  std::string encoding_key;
+  double image_ms = 0;
   int64_t prefilled = 0;               // prompt tokens already run
   std::optional<TokenId> next_token;  // to run at the next decode step
   std::optional<Clock::time_point> decode_start;
@@ -164,6 +168,8 @@ void Scheduler::admit() {
       slot->embeddings.clear();
       slot->images.clear();
       slot->images_encoded = slot->request.images.empty();
+      slot->encoding.reset();
+      slot->image_ms = 0;
       slot->prefilled = 0;
       slot->next_token.reset();
       slot->decode_start.reset();
@@ -197,20 +203,7 @@ void Scheduler::prefill_chunk() {
 
 void Scheduler::prefill_chunk(Slot& slot) {
   const Clock::time_point start = Clock::now();
-  if (!slot.images_encoded) {
-    double image_ms = 0;
-    for (const ModelInput& input : slot.request.images) {
-      ImageEmbeddingCache::Encoded encoded = image_cache_.encode(*model_.vision, input, pool_, kernels_, options_.precision);
-      image_ms += encoded.encode_ms;
-      slot.embeddings.push_back(std::move(encoded.embeddings));
-    }
-    slot.images = place_images(slot.request.prompt, TokenId(model_.checkpoint.config().image_token_index),
-                               model_.vision->tokens_per_image(), slot.embeddings);
-    slot.images_encoded = true;
-    std::lock_guard lock(slot.pending->mutex_);
-    slot.pending->image_ms_ = image_ms;
-    return;  // the encode was this iteration's long piece of work
-  }
+  if (!slot.images_encoded) return encode_step(slot);
   const std::vector<TokenId>& prompt = slot.request.prompt;
   const int64_t n = int64_t(prompt.size()), begin = slot.prefilled;
   const int64_t end = model_.decoder.chunk_end(begin, n, slot.images);
@@ -234,6 +227,40 @@ void Scheduler::prefill_chunk(Slot& slot) {
   slot.next_token = slot.generation->next({logits_.data(), size_t(model_.decoder.n_vocab())},
                                           slot.state.n_past() < slot.state.n_ctx());
   publish(slot);
+}
+
+// One step of the slot's image encoding (a tower layer), so that a long encode does not stall the
+// decoding of other requests; images already in the cache cost nothing.
+void Scheduler::encode_step(Slot& slot) {
+  const SiglipVision& vision = *model_.vision;
+  const Clock::time_point start = Clock::now();
+  if (slot.encoding) {
+    slot.encoding->step(pool_, kernels_);
+    if (slot.encoding->done()) {
+      image_cache_.insert(slot.encoding_key, slot.encoding_out);
+      slot.embeddings.push_back(std::move(slot.encoding_out));
+      slot.encoding.reset();
+    }
+  }
+  // The next image: from the cache at once, or its encoding, stepped from the next iteration on.
+  while (!slot.encoding && slot.embeddings.size() < slot.request.images.size()) {
+    const ModelInput& input = slot.request.images[slot.embeddings.size()];
+    slot.encoding_key = ImageEmbeddingCache::key(vision, input, options_.precision);
+    if (auto cached = image_cache_.find(slot.encoding_key)) {
+      slot.embeddings.push_back(std::move(cached));
+      continue;
+    }
+    slot.encoding_out = std::make_shared<std::vector<float>>(size_t(vision.tokens_per_image() * vision.output_dim()));
+    slot.encoding = std::make_unique<SiglipVision::Encoding>(vision, input.pixels.data(), slot.encoding_out->data(),
+                                                             options_.precision);
+  }
+  slot.image_ms += ms_between(start, Clock::now());
+  if (slot.embeddings.size() < slot.request.images.size()) return;
+  slot.images = place_images(slot.request.prompt, TokenId(model_.checkpoint.config().image_token_index),
+                             vision.tokens_per_image(), slot.embeddings);
+  slot.images_encoded = true;
+  std::lock_guard lock(slot.pending->mutex_);
+  slot.pending->image_ms_ = slot.image_ms;
 }
 
 // One batched decode pass over every slot that has a token to run.

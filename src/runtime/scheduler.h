@@ -1,7 +1,8 @@
 // Serving many requests with one model: continuous batching on one scheduler thread.
 //
-// Each iteration the scheduler admits queued requests into free slots (up to `parallel`), runs one prefill
-// chunk of one admitted request (a fixed-size piece, so long prompts never stall the others for long), then
+// Each iteration the scheduler admits queued requests into free slots (up to `parallel`), runs one piece of
+// prompt work for one admitted request (a layer of its image's vision tower, or a fixed-size prompt chunk,
+// so that long prompts and images never stall the others for long), then
 // one decode step for every slot that is generating, as a single batched pass through the decoder. A
 // request's tokens are bit-identical whether it ran alone or beside others: rows of a batch never mix, and
 // sampling draws from the request's own seed and step.
@@ -26,7 +27,7 @@ namespace medlab {
 
 // What a client asks for: a tokenized prompt (image placeholders already expanded, see expand_image_markers)
 // and its images as the vision tower takes them, in order. The scheduler encodes them (through its
-// ImageEmbeddingCache) on its own thread, the one that owns the compute pool, just before the prefill.
+// ImageEmbeddingCache) on its own thread, the one that owns the compute pool, before the prefill.
 struct ServeRequest {
   std::vector<TokenId> prompt;
   std::vector<ModelInput> images;
@@ -100,6 +101,7 @@ class Scheduler {
   void admit();
   void prefill_chunk();
   void prefill_chunk(Slot& slot);
+  void encode_step(Slot& slot);
   void decode_step();
   void publish(Slot& slot);
   void finish(Slot& slot, const std::string& reason, const std::string& error = {});

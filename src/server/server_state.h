@@ -1,0 +1,44 @@
+// What every request handler shares: the model, the scheduler, the options, the metrics.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "runtime/scheduler.h"
+#include "runtime/session.h"
+#include "server/api_requests.h"
+#include "server/metrics.h"
+
+namespace medlab::server {
+
+inline constexpr const char* kResearchUseOnly = "Research software, not for diagnosis.";
+inline constexpr const char* kEngine = "medlab 0.1.0";
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string api_key;      // empty: no authentication
+  std::string cors_origin;  // empty: no Access-Control-* headers
+  size_t max_body_bytes = size_t(64) << 20;
+  uint64_t max_pixels = 50'000'000;
+  RequestLimits limits;
+  std::chrono::milliseconds time_limit{std::chrono::minutes(10)};
+  int http_threads = 40;   // connections served at once; others wait for a free thread
+  std::string access_log;  // a file, "-" for stdout, empty for none
+};
+
+struct ServerState {
+  const LoadedModel& model;
+  Scheduler& scheduler;
+  ServerOptions options;
+  std::string model_name;    // the folder or file name, never a full path
+  std::string model_sha256;  // of the weight files, in order
+  std::string fingerprint;   // "medlab-0.1.0-<isa>"
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  Metrics metrics;
+  std::atomic<bool> stopping{false};  // set on SIGINT/SIGTERM: requests in flight are cancelled
+};
+
+}  // namespace medlab::server
