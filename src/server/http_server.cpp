@@ -96,6 +96,10 @@ HttpServer::HttpServer(ServerState& state) : state_(state) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     if (res.status == 404) {
       send_error(res, 404, "not_found", "", "no such endpoint: " + req.method + " " + req.path);
+    } else if (res.status == 413 && req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0) {
+      // The HTTP library caps form-encoded bodies at 8 KB whatever --max-body-mb says (curl -d sends that type).
+      send_error(res, 413, "invalid_request_error", "",
+                 "form-encoded body over 8 KB: send JSON with \"Content-Type: application/json\"");
     } else if (res.status == 413) {
       send_error(res, 413, "invalid_request_error", "", "request body larger than the server's limit (--max-body-mb)");
     } else {

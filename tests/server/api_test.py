@@ -16,22 +16,12 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
+
+from serve_support import JPEG_20x14, data_uri, png_bytes, start_server
 
 PYDICOM_FILES = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
 RESEARCH = "Research software, not for diagnosis."
 
-# A 20x14 colour gradient, written by Pillow (baseline JPEG, quality 80).
-JPEG_20x14 = base64.b64decode(
-    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAYEBQYFBAYGBQYHBwYIChAKCgkJChQODwwQFxQYGBcUFhYaHSUfGhsjHBYWICwgIyYnKSopGR8tMC0o"
-    "MCUoKSj/2wBDAQcHBwoIChMKChMoGhYaKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCj/wAARCAAOABQDASIA"
-    "AhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0Kx"
-    "wRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ip"
-    "qrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREA"
-    "AgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldY"
-    "WVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8vP09fb3"
-    "+Pn6/9oADAMBAAIRAxEAPwDyrT/DHT5P0rptP8MdPk/SvRdP0GHj7tdPp+gw8fdrbFZ7I8jIOJJaanmcHhj92Pk/SivbIdBh8sdKK8Z57K5+mU+JJcq1"
-    "P//Z")
 
 failures = []
 
@@ -43,15 +33,6 @@ def check(condition, what):
 
 
 # ---------------------------------------------------------------- images the test writes
-
-def png_bytes(width, height, pixel):
-    """An 8-bit RGB PNG; pixel(x, y) -> (r, g, b)."""
-    rows = b"".join(b"\0" + bytes(c for x in range(width) for c in pixel(x, y)) for y in range(height))
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) +
-            chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
-
 
 def png_size(data):
     check(data[:8] == b"\x89PNG\r\n\x1a\n", "a PNG signature")
@@ -91,24 +72,14 @@ def dicom_bytes(width, height):
     return (b"\0" * 128 + b"DICM" + element(0x0002, 0x0000, "UL", struct.pack("<I", len(meta))) + meta + dataset)
 
 
-def data_uri(media_type, data):
-    return "data:%s;base64,%s" % (media_type, base64.b64encode(data).decode())
-
-
 # ---------------------------------------------------------------- the server and HTTP
 
 class Server:
     def __init__(self, medlab, model, workdir, name, *extra):
         self.log_path = os.path.join(workdir, name + ".log")
         self.log = open(self.log_path, "w")
-        self.process = subprocess.Popen([medlab, "serve", "--model", model, "--port", "0", "--threads", "2", *extra],
-                                        stdout=subprocess.PIPE, stderr=self.log, text=True)
-        line = self.process.stdout.readline()
-        match = re.match(r"medlab serve: listening on http://([^:]+):(\d+)$", line.strip())
-        if not match:
-            self.process.kill()
-            sys.exit("server did not start: %r; see %s" % (line, self.log_path))
-        self.host, self.port = match.group(1), int(match.group(2))
+        self.process, self.host, self.port = start_server(
+            [medlab, "serve", "--model", model, "--port", "0", "--threads", "2", *extra], self.log)
         self.key = None
 
     def connect(self, timeout=120):
@@ -444,6 +415,9 @@ def check_auth_and_limits(server, images):
     server.json("GET", "/v1/models")
     big = {"question": "q", "image": data_uri("image/png", os.urandom(1100 * 1024))}
     server.error("POST", "/api/predict", big, 413, None, "--max-body-mb")
+    form = json.dumps({"question": "q" * 9000}).encode()  # what curl -d sends, without a JSON content type
+    server.error("POST", "/api/predict", None, 413, None, "application/json", raw=form,
+                 headers={"Content-Type": "application/x-www-form-urlencoded"})
     wide = png_bytes(200, 100, lambda x, y: (x, y, 0))  # 20000 pixels, over --max-pixels 10000
     server.error("POST", "/api/predict", {"question": "q", "image": data_uri("image/png", wide)}, 413, "image", "limit")
     server.error("POST", "/api/predict", {"question": "q", "image": data_uri("application/dicom", dicom_bytes(200, 100))},
