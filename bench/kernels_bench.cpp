@@ -72,9 +72,10 @@ void register_all() {
           ->Unit(benchmark::kMillisecond);
     if (k->isa == Isa::Scalar) continue;  // far too slow at these sizes
     for (int threads : {1, 2}) {
-      // decode (m=1), prefill chunks (64, 256) and a whole 896px image in the vision tower (4096), on the
-      // decoder's attention and MLP up projections and SigLIP's MLP down projection.
-      for (int64_t m : {1, 64, 256, 4096})
+      // decode (m=1), a batched decode step of 4 or 8 requests (medlab serve), prefill chunks (64, 256) and a
+      // whole 896px image in the vision tower (4096), on the decoder's attention and MLP up projections and
+      // SigLIP's MLP down projection.
+      for (int64_t m : {1, 4, 8, 64, 256, 4096})
         for (auto [rows, cols] : {std::pair{2560, 2560}, {10240, 2560}, {1152, 4304}}) {
           benchmark::RegisterBenchmark(("matmul_bf16/" + std::string(isa_name(k->isa))).c_str(), BM_Matmul, k)
               ->Args({m, rows, cols, threads})

@@ -35,15 +35,26 @@ inline void tile_rows(const float* x, int64_t k, const void* w, int64_t r0, int 
   Tile::template run<D, MR, NR>(x, k, w, r0, c0, c1, acc);
 }
 
-// Few x rows (decode): each weight row is read once per x row in its stored dtype, straight from memory.
+// Few x rows (decode, or a batched decode step of several requests): weights are read in their stored dtype
+// straight from memory, each weight vector widened once for a group of 4 x rows, or for one x row at a time
+// for the rest.
 template <class Tile, DType D>
 void direct_rows(const float* x, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end, float* y,
                  int64_t y_stride) {
-  constexpr int NR = Tile::kDecodeRows;
+  constexpr int MR = 4, NR4 = Tile::kWeightRows, NR = Tile::kDecodeRows;
   const int64_t k = w.cols;
+  int64_t i0 = 0;
+  for (; i0 + MR <= m; i0 += MR)
+    for (int64_t r = row_begin; r < row_end; r += NR4) {
+      const int nr = int(std::min<int64_t>(NR4, row_end - r));
+      typename Tile::Vec acc[MR * NR4] = {};
+      tile_rows<Tile, D, MR, NR4>(x + i0 * k, k, w.data, r, nr, 0, k, acc);
+      for (int j = 0; j < nr; ++j)
+        for (int i = 0; i < MR; ++i) y[(i0 + i) * y_stride + r + j] = Tile::sum(acc[j * MR + i]);
+    }
   for (int64_t r = row_begin; r < row_end; r += NR) {
     const int nr = int(std::min<int64_t>(NR, row_end - r));
-    for (int64_t i = 0; i < m; ++i) {
+    for (int64_t i = i0; i < m; ++i) {
       typename Tile::Vec acc[NR] = {};
       tile_rows<Tile, D, 1, NR>(x + i * k, k, w.data, r, nr, 0, k, acc);
       for (int j = 0; j < nr; ++j) y[i * y_stride + r + j] = Tile::sum(acc[j]);
@@ -95,10 +106,13 @@ void packed_rows(const float* x, int64_t m, const WeightMatrix& w, int64_t row_b
   }
 }
 
+// Below this many x rows, widening weights into a panel costs more than it saves.
+constexpr int64_t kDirectRows = 8;
+
 template <class Tile, DType D>
 void matmul_rows(const float* x, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end, float* y,
                  int64_t y_stride) {
-  if (m < 4) return direct_rows<Tile, D>(x, m, w, row_begin, row_end, y, y_stride);
+  if (m < kDirectRows) return direct_rows<Tile, D>(x, m, w, row_begin, row_end, y, y_stride);
   packed_rows<Tile, D>(x, m, w, row_begin, row_end, y, y_stride);
 }
 

@@ -33,7 +33,7 @@ struct KernelTable {
                       float* y, int64_t y_stride);
   // Quantized weights (kernels/quant_matmul.h). dequantize: n values of one row of blocks to f32, with
   // dequantize_row's bits. quant_matmul_rows: matmul_rows in Precision::Fast, from activation rows already
-  // quantized to fast_activation_type(w.dtype), one row_bytes(that type, w.cols) apart.
+  // quantized to fast_activation_type(w.dtype) (Q8_0 in the Q8Row layout), fast_activation_row_bytes apart.
   void (*dequantize)(DType type, const void* row, float* y, int64_t n);
   void (*quant_matmul_rows)(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
                             float* y, int64_t y_stride);

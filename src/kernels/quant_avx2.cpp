@@ -1,17 +1,19 @@
 // Quantized-weight kernels for AVX2 (also used by the AVX-512 set: the int8 work here is not what
 // limits a 4-bit matmul, and AVX-512 code could not be tested on the machines this was written on).
 //
-// Fast: a register tile of 4 activation rows x 2 weight rows. Each weight block is unpacked once (to
-// int8 or int16 levels in registers for 32-value blocks, to KQuantLevels in L1 for K-quant super-blocks)
-// and meets the 4 activation rows; integer products go through maddubs/madd to 8 int32 lanes, each
-// block adds d_w * d_x * lanes into an 8-lane float accumulator, and a fixed horizontal sum ends the
-// output. An output's bits so depend only on its own activation row and weight row. Decode of Q4_0/Q8_0
-// (1 to 3 activation rows) uses 4 weight rows per tile instead, which leaves those bits as they are.
+// Fast: register tiles of 4 activation rows x 2 weight rows (4 weight rows for decode of Q4_0/Q8_0, 1 to 3
+// activation rows). K-quants and NF4: each weight block is unpacked once (to KQuantLevels in L1, or to int16
+// levels in registers) and meets the tile's activation rows; maddubs/madd give 8 int32 lanes, and each
+// block adds d_w * d_x * lanes into an 8-lane float accumulator. Q8_0 and Q4_0 take 8 blocks at a time:
+// their 8 integer dot products become the 8 lanes of one vector, converted and scaled together
+// (quant_matmul.h's order); for prefill each pair of weight rows is first unpacked to aligned scratch.
+// A fixed horizontal sum ends each output, so its bits depend only on its activation row and weight row.
 // Exact: dequantize_row_avx2 gives dequantize_row's bits (this file is built with -ffp-contract=off).
 #include <immintrin.h>
 
 #include <algorithm>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/quant_matmul.h"
 
@@ -180,120 +182,233 @@ void dequantize_nf4(const BlockNF4* x, float* y, int64_t nb) {
   }
 }
 
-// ---- Fast: 32-value blocks (Q8_0, Q4_0, and NF4 in halves) against Q8_0 activations ----
+// ---- Fast: NF4 against Q8_0 activations, 32 values (half a block) at a time ----
 
-// Unpacked weights of one 32-value block: for Q8_0 a = |w|, b = w; for Q4_0 a = the unsigned 4-bit codes
-// (w + 8); for NF4 a, b = int16 levels of values 0-7|16-23 and 8-15|24-31, the lane order unpacklo/hi_epi8
-// give the activations too.
-struct Weights32 {
-  __m256i a, b;
-  float d;
-};
-struct Activations32 {
+// The int16 levels of 32 values: a = values 0-7|16-23, b = values 8-15|24-31, the lane order
+// unpacklo/hi_epi8 give the activations too.
+struct Nf4Levels {
   __m256i a, b;
   float d;
 };
 
-template <DType D>
-inline Weights32 load_weights(const uint8_t* row, int64_t b) {
-  if constexpr (D == DType::Q8_0) {
-    const auto& blk = reinterpret_cast<const BlockQ8_0*>(row)[b];
-    const __m256i w = load256(blk.qs);
-    return {_mm256_abs_epi8(w), w, half(blk.d)};
-  } else if constexpr (D == DType::Q4_0) {
-    const auto& blk = reinterpret_cast<const BlockQ4_0*>(row)[b];
-    // The 16 bytes in both lanes; the high lane shifted to its high nibbles.
-    const __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)));
-    const __m256i codes =
-        _mm256_and_si256(_mm256_srlv_epi64(q, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(0x0F));
-    return {codes, codes, half(blk.d)};
-  } else {
-    const auto& blk = reinterpret_cast<const BlockNF4*>(row)[b / 2];
-    __m128i first16, last16;
-    nf4_codes_in_order(blk.qs + 16 * (b % 2), first16, last16);
-    const __m256i codes = _mm256_set_m128i(last16, first16);
-    alignas(16) static constexpr int8_t kLow[16] = {
-        int8_t(kNf4LevelsInt[0]),  int8_t(kNf4LevelsInt[1]),  int8_t(kNf4LevelsInt[2]),  int8_t(kNf4LevelsInt[3]),
-        int8_t(kNf4LevelsInt[4]),  int8_t(kNf4LevelsInt[5]),  int8_t(kNf4LevelsInt[6]),  int8_t(kNf4LevelsInt[7]),
-        int8_t(kNf4LevelsInt[8]),  int8_t(kNf4LevelsInt[9]),  int8_t(kNf4LevelsInt[10]), int8_t(kNf4LevelsInt[11]),
-        int8_t(kNf4LevelsInt[12]), int8_t(kNf4LevelsInt[13]), int8_t(kNf4LevelsInt[14]), int8_t(kNf4LevelsInt[15])};
-    alignas(16) static constexpr int8_t kHigh[16] = {
-        int8_t(kNf4LevelsInt[0] >> 8),  int8_t(kNf4LevelsInt[1] >> 8),  int8_t(kNf4LevelsInt[2] >> 8),
-        int8_t(kNf4LevelsInt[3] >> 8),  int8_t(kNf4LevelsInt[4] >> 8),  int8_t(kNf4LevelsInt[5] >> 8),
-        int8_t(kNf4LevelsInt[6] >> 8),  int8_t(kNf4LevelsInt[7] >> 8),  int8_t(kNf4LevelsInt[8] >> 8),
-        int8_t(kNf4LevelsInt[9] >> 8),  int8_t(kNf4LevelsInt[10] >> 8), int8_t(kNf4LevelsInt[11] >> 8),
-        int8_t(kNf4LevelsInt[12] >> 8), int8_t(kNf4LevelsInt[13] >> 8), int8_t(kNf4LevelsInt[14] >> 8),
-        int8_t(kNf4LevelsInt[15] >> 8)};
-    const __m256i table_low = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kLow)));
-    const __m256i table_high = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kHigh)));
-    const __m256i low = _mm256_shuffle_epi8(table_low, codes), high = _mm256_shuffle_epi8(table_high, codes);
-    return {_mm256_unpacklo_epi8(low, high), _mm256_unpackhi_epi8(low, high),
-            blk.d * (1.0f / float(1 << kNf4LevelBits))};
-  }
+inline Nf4Levels nf4_levels(const BlockNF4& blk, int half_index) {
+  __m128i first16, last16;
+  nf4_codes_in_order(blk.qs + 16 * half_index, first16, last16);
+  const __m256i codes = _mm256_set_m128i(last16, first16);
+  alignas(16) static constexpr int8_t kLow[16] = {
+      int8_t(kNf4LevelsInt[0]),  int8_t(kNf4LevelsInt[1]),  int8_t(kNf4LevelsInt[2]),  int8_t(kNf4LevelsInt[3]),
+      int8_t(kNf4LevelsInt[4]),  int8_t(kNf4LevelsInt[5]),  int8_t(kNf4LevelsInt[6]),  int8_t(kNf4LevelsInt[7]),
+      int8_t(kNf4LevelsInt[8]),  int8_t(kNf4LevelsInt[9]),  int8_t(kNf4LevelsInt[10]), int8_t(kNf4LevelsInt[11]),
+      int8_t(kNf4LevelsInt[12]), int8_t(kNf4LevelsInt[13]), int8_t(kNf4LevelsInt[14]), int8_t(kNf4LevelsInt[15])};
+  alignas(16) static constexpr int8_t kHigh[16] = {
+      int8_t(kNf4LevelsInt[0] >> 8),  int8_t(kNf4LevelsInt[1] >> 8),  int8_t(kNf4LevelsInt[2] >> 8),
+      int8_t(kNf4LevelsInt[3] >> 8),  int8_t(kNf4LevelsInt[4] >> 8),  int8_t(kNf4LevelsInt[5] >> 8),
+      int8_t(kNf4LevelsInt[6] >> 8),  int8_t(kNf4LevelsInt[7] >> 8),  int8_t(kNf4LevelsInt[8] >> 8),
+      int8_t(kNf4LevelsInt[9] >> 8),  int8_t(kNf4LevelsInt[10] >> 8), int8_t(kNf4LevelsInt[11] >> 8),
+      int8_t(kNf4LevelsInt[12] >> 8), int8_t(kNf4LevelsInt[13] >> 8), int8_t(kNf4LevelsInt[14] >> 8),
+      int8_t(kNf4LevelsInt[15] >> 8)};
+  const __m256i table_low = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kLow)));
+  const __m256i table_high = _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(kHigh)));
+  const __m256i low = _mm256_shuffle_epi8(table_low, codes), high = _mm256_shuffle_epi8(table_high, codes);
+  return {_mm256_unpacklo_epi8(low, high), _mm256_unpackhi_epi8(low, high), blk.d * (1.0f / float(1 << kNf4LevelBits))};
 }
 
-template <DType D>
-inline Activations32 load_activations(const BlockQ8_0& x) {
-  const __m256i q = load256(x.qs);
-  if constexpr (D == DType::NF4) {
-    const __m256i sign = _mm256_cmpgt_epi8(_mm256_setzero_si256(), q);
-    return {_mm256_unpacklo_epi8(q, sign), _mm256_unpackhi_epi8(q, sign), half(x.d)};
-  } else if constexpr (D == DType::Q4_0) {  // b: 8 * x in int16 pairs, the codes' offset, once for all rows
-    return {q, _mm256_maddubs_epi16(_mm256_set1_epi8(8), q), half(x.d)};
-  } else {
-    return {q, q, half(x.d)};
-  }
+// 8 int32 partial sums of 32 products of levels and activations.
+inline __m256i nf4_dot(const Nf4Levels& w, const int8_t* x) {
+  const __m256i q = load256(x), sign = _mm256_cmpgt_epi8(_mm256_setzero_si256(), q);
+  return _mm256_add_epi32(_mm256_madd_epi16(w.a, _mm256_unpacklo_epi8(q, sign)),
+                          _mm256_madd_epi16(w.b, _mm256_unpackhi_epi8(q, sign)));
 }
 
-// 8 int32 partial sums of the block's 32 products.
-template <DType D>
-inline __m256i block_dot(const Weights32& w, const Activations32& x) {
-  if constexpr (D == DType::NF4) {
-    return _mm256_add_epi32(_mm256_madd_epi16(w.a, x.a), _mm256_madd_epi16(w.b, x.b));
-  } else if constexpr (D == DType::Q4_0) {  // codes * x - 8 * x: pair sums stay within int16
-    return _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(w.a, x.a), x.b), _mm256_set1_epi16(1));
-  } else {  // |w| * (x with w's sign): unsigned times signed, as maddubs wants
-    const __m256i pairs = _mm256_maddubs_epi16(w.a, _mm256_sign_epi8(x.a, w.b));
-    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
-  }
-}
-
-// Decode (fewer than kRowsX activation rows) of Q4_0/Q8_0: more weight rows per tile, so more independent
-// accumulators and the activation block's work shared by more rows.
-constexpr int kRowsWDecode = 4;
-
-template <DType D, int MR, int NR>
-void tile32(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, size_t w_row_bytes, int64_t nb, float* y,
-            int64_t y_stride) {
+// A register tile of MR activation rows x NR weight rows; each half block adds d_w * d_x * lanes into an
+// 8-lane float accumulator.
+template <int MR, int NR>
+void tile_nf4(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, size_t w_row_bytes, int64_t cols, float* y,
+              int64_t y_stride) {
+  Q8Row x[MR];
+  for (int i = 0; i < MR; ++i) x[i] = q8_row(xq + i * x_row_bytes, cols);
   __m256 acc[MR][NR];
   #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
-  #pragma GCC unroll 2  // the loop overhead, over two blocks
-  for (int64_t b = 0; b < nb; ++b) {
-    Weights32 wv[NR];
+  #pragma GCC unroll 2  // the loop overhead, over two halves
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    Nf4Levels wv[NR];
     __m256 w_scale[NR];
     #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) {
-      if constexpr (NR == kRowsWDecode)  // rows can be short: ask for the next tile's row j at this tile's pace
-        _mm_prefetch(reinterpret_cast<const char*>(w + (NR + j) * w_row_bytes + b * block_bytes(D)), _MM_HINT_T0);
-      else
-        prefetch_ahead(w + j * w_row_bytes + b * block_bytes(D) / (D == DType::NF4 ? 2 : 1));  // NF4: b counts halves
-      wv[j] = load_weights<D>(w + j * w_row_bytes, b);
+      const auto& blk = reinterpret_cast<const BlockNF4*>(w + j * w_row_bytes)[b / 2];
+      prefetch_ahead(reinterpret_cast<const uint8_t*>(&blk));
+      wv[j] = nf4_levels(blk, int(b % 2));
       w_scale[j] = _mm256_set1_ps(wv[j].d);
     }
     #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const Activations32 xv = load_activations<D>(reinterpret_cast<const BlockQ8_0*>(xq + i * x_row_bytes)[b]);
-      const __m256 x_scale = _mm256_set1_ps(xv.d);
+      const __m256 x_scale = _mm256_set1_ps(x[i].d[b]);
       #pragma GCC unroll 8
       for (int j = 0; j < NR; ++j)
-        acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(w_scale[j], x_scale), _mm256_cvtepi32_ps(block_dot<D>(wv[j], xv)),
-                                    acc[i][j]);
+        acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(w_scale[j], x_scale),
+                                    _mm256_cvtepi32_ps(nf4_dot(wv[j], x[i].qs + 32 * b)), acc[i][j]);
     }
   }
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) y[i * y_stride + j] = horizontal_sum(acc[i][j]);
+}
+
+// ---- Fast: Q8_0 and Q4_0 against Q8_0 activations, a group of 8 blocks at a time ----
+
+// A weight block as the group product takes it: Q8_0 a = |w|, b = w; Q4_0 a = b = its 4-bit codes (w + 8).
+struct Block32 {
+  __m256i a, b;
+};
+
+template <DType D>
+using Block32Of = std::conditional_t<D == DType::Q8_0, BlockQ8_0, BlockQ4_0>;
+
+template <DType D>
+inline Block32 unpack_block(const Block32Of<D>& blk) {
+  if constexpr (D == DType::Q8_0) {
+    const __m256i w = load256(blk.qs);
+    return {_mm256_abs_epi8(w), w};
+  } else {  // the 16 bytes in both lanes; the high lane shifted to its high nibbles
+    const __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)));
+    const __m256i codes = _mm256_and_si256(_mm256_srlv_epi64(q, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(0x0F));
+    return {codes, codes};
+  }
+}
+
+// Weight rows read in place (decode: each block meets 1 to 3 activation rows, so unpacking it is not repaid).
+template <DType D, int NR>
+struct InPlaceRows {
+  const Block32Of<D>* rows[NR];
+  Block32 block(int j, int64_t b) const { return unpack_block<D>(rows[j][b]); }
+  __m256 scales(int j, int64_t g) const {
+    const Block32Of<D>* blk = rows[j] + kGroupBlocks * g;
+    return _mm256_cvtph_ps(_mm_setr_epi16(int16_t(blk[0].d), int16_t(blk[1].d), int16_t(blk[2].d), int16_t(blk[3].d),
+                                          int16_t(blk[4].d), int16_t(blk[5].d), int16_t(blk[6].d), int16_t(blk[7].d)));
+  }
+};
+
+// Weight rows unpacked once into aligned scratch, zero-padded to whole groups (prefill: each block meets many
+// activation rows). b is used by Q8_0 only.
+struct UnpackedRow {
+  const __m256i* a;
+  const __m256i* b;
+  const float* d;
+};
+
+template <DType D, int NR>
+struct UnpackedRows {
+  UnpackedRow rows[NR];
+  Block32 block(int j, int64_t b) const {
+    const __m256i a = _mm256_load_si256(rows[j].a + b);
+    return {a, D == DType::Q8_0 ? _mm256_load_si256(rows[j].b + b) : a};
+  }
+  __m256 scales(int j, int64_t g) const { return _mm256_load_ps(rows[j].d + kGroupBlocks * g); }
+};
+
+// The integer dot products of 8 blocks of weight row j, from block b0, with 8 activation blocks: block k in lane k.
+template <DType D, class Weights>
+inline __m256i group_dots(const Weights& w, int j, int64_t b0, const int8_t* x) {
+  __m256i p[kGroupBlocks];
+  #pragma GCC unroll 8
+  for (int k = 0; k < kGroupBlocks; ++k) {
+    const Block32 wb = w.block(j, b0 + k);
+    const __m256i xv = load256(x + 32 * k);
+    if constexpr (D == DType::Q8_0)  // |w| * (x with w's sign): unsigned times signed, as maddubs wants
+      p[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(wb.a, _mm256_sign_epi8(xv, wb.b)), _mm256_set1_epi16(1));
+    else  // int16 pairs of code * x, at most 2 * 15 * 127 in magnitude
+      p[k] = _mm256_maddubs_epi16(wb.a, xv);
+  }
+  if constexpr (D == DType::Q8_0) {  // int32 lanes: per 128-bit half, blocks 0-3 then 4-7
+    const __m256i low = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    const __m256i high = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(low, high, 0x20), _mm256_permute2x128_si256(low, high, 0x31));
+  } else {  // int16 sums of a half block (16 * 15 * 127 < 2^15) per 128-bit half, blocks 0-7, then widened
+    const __m256i s = _mm256_hadd_epi16(
+        _mm256_hadd_epi16(_mm256_hadd_epi16(p[0], p[1]), _mm256_hadd_epi16(p[2], p[3])),
+        _mm256_hadd_epi16(_mm256_hadd_epi16(p[4], p[5]), _mm256_hadd_epi16(p[6], p[7])));
+    return _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(s)),
+                            _mm256_cvtepi16_epi32(_mm256_extracti128_si256(s, 1)));
+  }
+}
+
+// Adds weight group wg of NR rows times activation group xg of MR rows into the accumulators.
+template <DType D, int MR, int NR, class Weights>
+inline void add_group(const Weights& w, int64_t wg, const Q8Row (&x)[MR], int64_t xg, __m256 (&acc)[MR][NR]) {
+  #pragma GCC unroll 8
+  for (int j = 0; j < NR; ++j) {
+    #pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      __m256i dots = group_dots<D>(w, j, kGroupBlocks * wg, x[i].qs + 32 * kGroupBlocks * xg);
+      if constexpr (D == DType::Q4_0)  // (code - 8) * x = code * x - 8 * x
+        dots = _mm256_sub_epi32(dots, _mm256_slli_epi32(load256(x[i].sums + kGroupBlocks * xg), 3));
+      const __m256 scales = _mm256_mul_ps(w.scales(j, wg), _mm256_load_ps(x[i].d + kGroupBlocks * xg));
+      acc[i][j] = _mm256_fmadd_ps(scales, _mm256_cvtepi32_ps(dots), acc[i][j]);
+    }
+  }
+}
+
+// A register tile of MR activation rows x NR weight rows over all nb blocks.
+template <DType D, int MR, int NR, class Weights>
+void tile_groups(const Weights& w, size_t w_row_bytes, const uint8_t* xq, size_t x_row_bytes, int64_t cols, float* y,
+                 int64_t y_stride) {
+  constexpr bool kInPlace = std::is_same_v<Weights, InPlaceRows<D, NR>>;
+  Q8Row x[MR];
+  for (int i = 0; i < MR; ++i) x[i] = q8_row(xq + i * x_row_bytes, cols);
+  __m256 acc[MR][NR];
+  #pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+  const int64_t nb = cols / 32, groups = kInPlace ? nb / kGroupBlocks : q8_groups(cols);
+  for (int64_t g = 0; g < groups; ++g) {
+    if constexpr (kInPlace) {  // ask for the next tile's rows at this tile's pace
+      constexpr size_t kGroupBytes = kGroupBlocks * sizeof(Block32Of<D>);
+      for (int j = 0; j < NR; ++j)
+        for (size_t line = 0; line < kGroupBytes + 64; line += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(w.rows[j] + kGroupBlocks * g) + NR * w_row_bytes + line,
+                       _MM_HINT_T0);
+    }
+    add_group<D>(w, g, x, g, acc);
+  }
+  if constexpr (kInPlace) {
+    if (nb % kGroupBlocks != 0) {  // the last blocks, copied beside zero blocks (zero scale and zero products)
+      Block32Of<D> padded[NR][kGroupBlocks] = {};
+      Weights tail;
+      for (int j = 0; j < NR; ++j) {
+        std::copy(w.rows[j] + groups * kGroupBlocks, w.rows[j] + nb, padded[j]);
+        tail.rows[j] = padded[j];
+      }
+      add_group<D>(tail, 0, x, groups, acc);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) y[i * y_stride + j] = horizontal_sum(acc[i][j]);
+}
+
+// Weight row `row` into scratch for UnpackedRows: a and (Q8_0) b for each padded block, then the scales.
+template <DType D>
+UnpackedRow unpack_row(const uint8_t* row, int64_t cols, __m256i* scratch) {
+  const int64_t nb = cols / 32, padded = q8_groups(cols) * kGroupBlocks;
+  const auto* blocks = reinterpret_cast<const Block32Of<D>*>(row);
+  __m256i* a = scratch;
+  __m256i* b = D == DType::Q8_0 ? a + padded : a;
+  auto* d = reinterpret_cast<float*>(b + padded);
+  for (int64_t k = 0; k < padded; ++k) {
+    if (k % 2 == 0) prefetch_ahead(reinterpret_cast<const uint8_t*>(blocks + k));
+    const Block32 wb = k < nb ? unpack_block<D>(blocks[k]) : Block32{_mm256_setzero_si256(), _mm256_setzero_si256()};
+    _mm256_store_si256(a + k, wb.a);
+    if constexpr (D == DType::Q8_0) _mm256_store_si256(b + k, wb.b);
+    d[k] = k < nb ? half(blocks[k].d) : 0.0f;
+  }
+  return {a, b, d};
+}
+
+// The scratch one unpacked row takes, in vectors.
+template <DType D>
+int64_t unpacked_row_vectors(int64_t cols) {
+  const int64_t padded = q8_groups(cols) * kGroupBlocks;
+  return padded * (D == DType::Q8_0 ? 2 : 1) + padded / 8;
 }
 
 // ---- Fast: K-quant super-blocks against Q8_K activations ----
@@ -345,14 +460,16 @@ void tile_k(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, size_t w_ro
 // ---- Fast: the loops around the tiles ----
 
 constexpr int kRowsX = 4, kRowsW = 2;
+// Decode (fewer than kRowsX activation rows): more weight rows per tile, so more independent accumulators.
+constexpr int kRowsWDecode = 4;
 
 template <DType D, int MR, int NR>
 void tile(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, size_t w_row_bytes, int64_t cols, float* y,
           int64_t y_stride) {
-  if constexpr (D == DType::Q4_K || D == DType::Q5_K || D == DType::Q6_K)
-    tile_k<D, MR, NR>(xq, x_row_bytes, w, w_row_bytes, cols / kQK, y, y_stride);
+  if constexpr (D == DType::NF4)
+    tile_nf4<MR, NR>(xq, x_row_bytes, w, w_row_bytes, cols, y, y_stride);
   else
-    tile32<D, MR, NR>(xq, x_row_bytes, w, w_row_bytes, cols / 32, y, y_stride);
+    tile_k<D, MR, NR>(xq, x_row_bytes, w, w_row_bytes, cols / kQK, y, y_stride);
 }
 
 template <DType D, int MR>
@@ -362,14 +479,34 @@ void tile_any_width(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, siz
   tile<D, MR, 1>(xq, x_row_bytes, w, w_row_bytes, cols, y, y_stride);
 }
 
+template <DType D, int MR, int NR>
+void tile_in_place(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, size_t w_row_bytes, int64_t cols,
+                   float* y, int64_t y_stride) {
+  InPlaceRows<D, NR> rows;
+  for (int j = 0; j < NR; ++j) rows.rows[j] = reinterpret_cast<const Block32Of<D>*>(w + j * w_row_bytes);
+  tile_groups<D, MR, NR>(rows, w_row_bytes, xq, x_row_bytes, cols, y, y_stride);
+}
+
 template <DType D, int MR>
 void decode_rows(const uint8_t* x, size_t x_row_bytes, const uint8_t* wd, size_t w_row_bytes, int64_t cols,
                  int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
   int64_t r = row_begin;
   for (; r + kRowsWDecode <= row_end; r += kRowsWDecode)
-    tile<D, MR, kRowsWDecode>(x, x_row_bytes, wd + size_t(r) * w_row_bytes, w_row_bytes, cols, y + r, y_stride);
+    tile_in_place<D, MR, kRowsWDecode>(x, x_row_bytes, wd + size_t(r) * w_row_bytes, w_row_bytes, cols, y + r,
+                                       y_stride);
   for (; r < row_end; ++r)
-    tile<D, MR, 1>(x, x_row_bytes, wd + size_t(r) * w_row_bytes, w_row_bytes, cols, y + r, y_stride);
+    tile_in_place<D, MR, 1>(x, x_row_bytes, wd + size_t(r) * w_row_bytes, w_row_bytes, cols, y + r, y_stride);
+}
+
+// Prefill of Q8_0/Q4_0: each pair of weight rows is unpacked once per block of activation rows.
+template <DType D, int NR>
+void prefill_rows(const uint8_t* x, size_t x_row_bytes, int64_t rows_x, const UnpackedRows<D, NR>& w, int64_t cols,
+                  float* y, int64_t y_stride) {
+  int64_t i = 0;
+  for (; i + kRowsX <= rows_x; i += kRowsX)
+    tile_groups<D, kRowsX, NR>(w, 0, x + size_t(i) * x_row_bytes, x_row_bytes, cols, y + i * y_stride, y_stride);
+  for (; i < rows_x; ++i)
+    tile_groups<D, 1, NR>(w, 0, x + size_t(i) * x_row_bytes, x_row_bytes, cols, y + i * y_stride, y_stride);
 }
 
 // Activation rows in blocks that stay in L2 while weight rows stream past.
@@ -377,10 +514,11 @@ template <DType D>
 void rows(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end, float* y,
           int64_t y_stride) {
   constexpr int64_t kL2Bytes = int64_t(1) << 18;
-  const size_t w_row_bytes = row_bytes(D, w.cols), x_row_bytes = row_bytes(fast_activation_type(D), w.cols);
+  constexpr bool kGroups = D == DType::Q4_0 || D == DType::Q8_0;
+  const size_t w_row_bytes = row_bytes(D, w.cols), x_row_bytes = fast_activation_row_bytes(D, w.cols);
   const auto* x = static_cast<const uint8_t*>(xq);
   const auto* wd = static_cast<const uint8_t*>(w.data);
-  if constexpr (D == DType::Q4_0 || D == DType::Q8_0) {
+  if constexpr (kGroups) {
     switch (m) {
       case 1: return decode_rows<D, 1>(x, x_row_bytes, wd, w_row_bytes, w.cols, row_begin, row_end, y, y_stride);
       case 2: return decode_rows<D, 2>(x, x_row_bytes, wd, w_row_bytes, w.cols, row_begin, row_end, y, y_stride);
@@ -388,19 +526,41 @@ void rows(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, i
       default: break;
     }
   }
+  struct alignas(32) Vector {
+    uint8_t bytes[32];
+  };
+  thread_local std::vector<Vector> scratch;  // grows to the largest pair of unpacked rows seen, then stays
+  if constexpr (kGroups) {
+    const size_t need = size_t(kRowsW * unpacked_row_vectors<D>(w.cols));
+    if (scratch.size() < need) scratch.resize(need);
+  }
+  auto* unpacked = reinterpret_cast<__m256i*>(scratch.data());
   const int64_t x_block = std::max<int64_t>(kRowsX, kL2Bytes / int64_t(x_row_bytes) / kRowsX * kRowsX);
   for (int64_t i0 = 0; i0 < m; i0 += x_block) {
     const int64_t i1 = std::min(m, i0 + x_block);
+    const uint8_t* xb = x + size_t(i0) * x_row_bytes;
     for (int64_t r = row_begin; r < row_end; r += kRowsW) {
       const int nr = int(std::min<int64_t>(kRowsW, row_end - r));
       const uint8_t* wr = wd + size_t(r) * w_row_bytes;
-      int64_t i = i0;
-      for (; i + kRowsX <= i1; i += kRowsX)
-        tile_any_width<D, kRowsX>(x + size_t(i) * x_row_bytes, x_row_bytes, wr, w_row_bytes, w.cols, nr,
-                                  y + i * y_stride + r, y_stride);
-      for (; i < i1; ++i)
-        tile_any_width<D, 1>(x + size_t(i) * x_row_bytes, x_row_bytes, wr, w_row_bytes, w.cols, nr,
-                             y + i * y_stride + r, y_stride);
+      float* yr = y + i0 * y_stride + r;
+      if constexpr (kGroups) {
+        const UnpackedRow first = unpack_row<D>(wr, w.cols, unpacked);
+        if (nr == 1) {
+          prefill_rows<D, 1>(xb, x_row_bytes, i1 - i0, UnpackedRows<D, 1>{{first}}, w.cols, yr, y_stride);
+        } else {
+          const UnpackedRow second =
+              unpack_row<D>(wr + w_row_bytes, w.cols, unpacked + unpacked_row_vectors<D>(w.cols));
+          prefill_rows<D, 2>(xb, x_row_bytes, i1 - i0, UnpackedRows<D, 2>{{first, second}}, w.cols, yr, y_stride);
+        }
+      } else {
+        int64_t i = i0;
+        for (; i + kRowsX <= i1; i += kRowsX)
+          tile_any_width<D, kRowsX>(x + size_t(i) * x_row_bytes, x_row_bytes, wr, w_row_bytes, w.cols, nr,
+                                    y + i * y_stride + r, y_stride);
+        for (; i < i1; ++i)
+          tile_any_width<D, 1>(x + size_t(i) * x_row_bytes, x_row_bytes, wr, w_row_bytes, w.cols, nr,
+                               y + i * y_stride + r, y_stride);
+      }
     }
   }
 }

@@ -1,5 +1,6 @@
 // The drivers of quantized matmul: the split over threads and the per-call scratch, for any kernel set.
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "core/error.h"
@@ -37,17 +38,41 @@ void matmul_exact(const KernelTable& k, ThreadPool& pool, const float* x, int64_
       16);
 }
 
+// One activation row to the Q8Row layout: quantize_row's Q8_0 blocks, taken apart.
+void quantize_q8_row(const float* x, int64_t cols, uint8_t* out) {
+  std::memset(out, 0, q8_row_bytes(cols));
+  auto* qs = reinterpret_cast<int8_t*>(out);
+  const Q8Row row = q8_row(out, cols);
+  auto* d = const_cast<float*>(row.d);
+  auto* sums = const_cast<int32_t*>(row.sums);
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    BlockQ8_0 block;
+    quantize_row(DType::Q8_0, x + 32 * b, &block, 32);
+    std::memcpy(qs + 32 * b, block.qs, 32);
+    d[b] = f16_to_f32(block.d);
+    for (int8_t q : block.qs) sums[b] += q;
+  }
+}
+
 // Fast: every activation row is quantized once, on the caller's threads, into scratch that only grows.
 void matmul_fast(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w,
                  float* y) {
   const DType x_type = fast_activation_type(w.dtype);
-  const size_t x_row_bytes = row_bytes(x_type, w.cols);
-  thread_local std::vector<uint8_t> xq;
-  if (xq.size() < size_t(m) * x_row_bytes) xq.resize(size_t(m) * x_row_bytes);
-  uint8_t* xq_data = xq.data();
+  const size_t x_row_bytes = fast_activation_row_bytes(w.dtype, w.cols);
+  struct alignas(32) Line {  // so that Q8Row values and scales start on 32-byte boundaries
+    uint8_t bytes[32];
+  };
+  thread_local std::vector<Line> xq;
+  if (xq.size() * 32 < size_t(m) * x_row_bytes) xq.resize((size_t(m) * x_row_bytes + 31) / 32);
+  uint8_t* xq_data = xq.data()->bytes;
   pool.parallel_for(m, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      quantize_row(x_type, x + i * w.cols, xq_data + size_t(i) * x_row_bytes, w.cols);
+    for (int64_t i = begin; i < end; ++i) {
+      uint8_t* row = xq_data + size_t(i) * x_row_bytes;
+      if (x_type == DType::Q8_0)
+        quantize_q8_row(x + i * w.cols, w.cols, row);
+      else
+        quantize_row(x_type, x + i * w.cols, row, w.cols);
+    }
   });
   pool.parallel_for(
       w.rows, [&](int64_t begin, int64_t end) { k.quant_matmul_rows(xq_data, m, w, begin, end, y, w.rows); }, 16);

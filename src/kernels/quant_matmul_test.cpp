@@ -180,6 +180,28 @@ TEST(QuantMatmul, BitIdenticalAcrossBatchCompositionAndThreads) {
   }
 }
 
+// Q8_0 and Q4_0 define their float summation order (quant_matmul.h): every set gives the scalar set's bits,
+// in decode (m < 4) and prefill tiles, with whole and partial groups of 8 blocks.
+TEST(QuantMatmul, Q8_0AndQ4_0GiveTheScalarBitsForEveryIsa) {
+  std::mt19937 rng(13);
+  ThreadPool pool(2);
+  for (DType type : {DType::Q8_0, DType::Q4_0}) {
+    for (auto [m, rows, blocks] : {std::tuple{1, 9, 3}, {2, 7, 8}, {3, 5, 19}, {9, 7, 19}, {6, 3, 16}}) {
+      const int64_t cols = 32 * blocks;
+      const QuantWeights w = random_weights(type, rows, cols, rng);
+      const std::vector<float> x = random_values(m * cols, rng);
+      std::vector<float> reference(size_t(m * rows));
+      matmul(scalar_kernels(), pool, x.data(), m, w.view, reference.data(), Precision::Fast);
+      for (const KernelTable* k : available_kernels()) {
+        std::vector<float> y(size_t(m * rows));
+        matmul(*k, pool, x.data(), m, w.view, y.data(), Precision::Fast);
+        EXPECT_EQ(std::memcmp(y.data(), reference.data(), y.size() * 4), 0)
+            << isa_name(k->isa) << " " << dtype_name(type) << " m=" << m << " blocks=" << blocks;
+      }
+    }
+  }
+}
+
 TEST(QuantMatmul, RejectsPartialBlocksAndActivationTypes) {
   ThreadPool pool(1);
   std::vector<uint8_t> bytes(4096);

@@ -1,6 +1,8 @@
-// The reference Fast kernels: one output at a time, each block's integer sum then a float
-// accumulator over blocks in order. (Exact needs nothing here: the scalar set dequantizes with
+// The reference Fast kernels: one output at a time, each block's integer sum then float sums over
+// blocks in the order quant_matmul.h defines. (Exact needs nothing here: the scalar set dequantizes with
 // dequantize_row.)
+#include <cmath>
+
 #include "kernels/quant_matmul.h"
 
 namespace medlab {
@@ -14,37 +16,42 @@ int32_t dot32(const int8_t* w, const int8_t* x) {
   return sum;
 }
 
-float dot_row_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, int64_t nb) {
-  float acc = 0;
-  for (int64_t b = 0; b < nb; ++b) acc += half(w[b].d) * half(x[b].d) * float(dot32(w[b].qs, x[b].qs));
-  return acc;
+// Q8_0 and Q4_0: the order quant_matmul.h defines, 8 float lanes of fused multiply-adds.
+template <class Block, int32_t (*BlockDot)(const Block&, const int8_t*, int32_t)>
+float dot_row_lanes(const Block* w, const uint8_t* xq, int64_t cols) {
+  const Q8Row x = q8_row(xq, cols);
+  float lanes[kGroupBlocks] = {};
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    const float scale = half(w[b].d) * x.d[b];
+    lanes[b % kGroupBlocks] = std::fma(scale, float(BlockDot(w[b], x.qs + 32 * b, x.sums[b])), lanes[b % kGroupBlocks]);
+  }
+  return ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
 }
 
-float dot_row_q4_0(const BlockQ4_0* w, const BlockQ8_0* x, int64_t nb) {
-  float acc = 0;
-  for (int64_t b = 0; b < nb; ++b) {
-    int8_t levels[32];
-    for (int e = 0; e < 16; ++e) {
-      levels[e] = int8_t((w[b].qs[e] & 0x0F) - 8);
-      levels[e + 16] = int8_t((w[b].qs[e] >> 4) - 8);
-    }
-    acc += half(w[b].d) * half(x[b].d) * float(dot32(levels, x[b].qs));
+int32_t block_dot_q8_0(const BlockQ8_0& w, const int8_t* x, int32_t) { return dot32(w.qs, x); }
+
+int32_t block_dot_q4_0(const BlockQ4_0& w, const int8_t* x, int32_t x_sum) {  // (code - 8) * x
+  int8_t codes[32];
+  for (int e = 0; e < 16; ++e) {
+    codes[e] = int8_t(w.qs[e] & 0x0F);
+    codes[e + 16] = int8_t(w.qs[e] >> 4);
   }
-  return acc;
+  return dot32(codes, x) - 8 * x_sum;
 }
 
 // One NF4 block of 64 meets two Q8_0 blocks.
-float dot_row_nf4(const BlockNF4* w, const BlockQ8_0* x, int64_t nb) {
+float dot_row_nf4(const BlockNF4* w, const uint8_t* xq, int64_t cols) {
+  const Q8Row x = q8_row(xq, cols);
   float acc = 0;
-  for (int64_t b = 0; b < nb; ++b) {
+  for (int64_t b = 0; b < cols / 64; ++b) {
     const float d = w[b].d * (1.0f / float(1 << kNf4LevelBits));
     for (int h = 0; h < 2; ++h) {
       const uint8_t* codes = w[b].qs + 16 * h;
-      const int8_t* xs = x[2 * b + h].qs;
+      const int8_t* xs = x.qs + 32 * (2 * b + h);
       int32_t sum = 0;
       for (int j = 0; j < 16; ++j)
         sum += kNf4LevelsInt[codes[j] >> 4] * xs[2 * j] + kNf4LevelsInt[codes[j] & 0x0F] * xs[2 * j + 1];
-      acc += d * half(x[2 * b + h].d) * float(sum);
+      acc += d * x.d[2 * b + h] * float(sum);
     }
   }
   return acc;
@@ -102,7 +109,9 @@ void levels_q6_k(const BlockQ6_K& b, KQuantLevels& out) {
 }
 
 template <class Block, void (*Levels)(const Block&, KQuantLevels&)>
-float dot_row_k(const Block* w, const BlockQ8_K* x, int64_t nb) {
+float dot_row_k(const Block* w, const uint8_t* xq, int64_t cols) {
+  const auto* x = reinterpret_cast<const BlockQ8_K*>(xq);
+  const int64_t nb = cols / kQK;
   float acc = 0;
   KQuantLevels lv;
   for (int64_t b = 0; b < nb; ++b) {
@@ -119,18 +128,15 @@ float dot_row_k(const Block* w, const BlockQ8_K* x, int64_t nb) {
   return acc;
 }
 
-template <class Block, class XBlock, float (*DotRow)(const Block*, const XBlock*, int64_t)>
+template <class Block, float (*DotRow)(const Block*, const uint8_t*, int64_t)>
 void rows(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end, float* y,
           int64_t y_stride) {
   const size_t w_row_bytes = row_bytes(w.dtype, w.cols);
-  const size_t x_row_bytes = row_bytes(fast_activation_type(w.dtype), w.cols);
-  const int64_t nb = w.cols / block_elements(w.dtype);
+  const size_t x_row_bytes = fast_activation_row_bytes(w.dtype, w.cols);
   for (int64_t r = row_begin; r < row_end; ++r) {
     const auto* wr = reinterpret_cast<const Block*>(static_cast<const uint8_t*>(w.data) + size_t(r) * w_row_bytes);
-    for (int64_t i = 0; i < m; ++i) {
-      const auto* xr = reinterpret_cast<const XBlock*>(static_cast<const uint8_t*>(xq) + size_t(i) * x_row_bytes);
-      y[i * y_stride + r] = DotRow(wr, xr, nb);
-    }
+    for (int64_t i = 0; i < m; ++i)
+      y[i * y_stride + r] = DotRow(wr, static_cast<const uint8_t*>(xq) + size_t(i) * x_row_bytes, w.cols);
   }
 }
 
@@ -139,15 +145,17 @@ void rows(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, i
 void quant_matmul_rows_scalar(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin,
                               int64_t row_end, float* y, int64_t y_stride) {
   switch (w.dtype) {
-    case DType::Q8_0: return rows<BlockQ8_0, BlockQ8_0, dot_row_q8_0>(xq, m, w, row_begin, row_end, y, y_stride);
-    case DType::Q4_0: return rows<BlockQ4_0, BlockQ8_0, dot_row_q4_0>(xq, m, w, row_begin, row_end, y, y_stride);
-    case DType::NF4: return rows<BlockNF4, BlockQ8_0, dot_row_nf4>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q8_0:
+      return rows<BlockQ8_0, dot_row_lanes<BlockQ8_0, block_dot_q8_0>>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q4_0:
+      return rows<BlockQ4_0, dot_row_lanes<BlockQ4_0, block_dot_q4_0>>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::NF4: return rows<BlockNF4, dot_row_nf4>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_K:
-      return rows<BlockQ4_K, BlockQ8_K, dot_row_k<BlockQ4_K, levels_q4_k>>(xq, m, w, row_begin, row_end, y, y_stride);
+      return rows<BlockQ4_K, dot_row_k<BlockQ4_K, levels_q4_k>>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q5_K:
-      return rows<BlockQ5_K, BlockQ8_K, dot_row_k<BlockQ5_K, levels_q5_k>>(xq, m, w, row_begin, row_end, y, y_stride);
+      return rows<BlockQ5_K, dot_row_k<BlockQ5_K, levels_q5_k>>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q6_K:
-      return rows<BlockQ6_K, BlockQ8_K, dot_row_k<BlockQ6_K, levels_q6_k>>(xq, m, w, row_begin, row_end, y, y_stride);
+      return rows<BlockQ6_K, dot_row_k<BlockQ6_K, levels_q6_k>>(xq, m, w, row_begin, row_end, y, y_stride);
     default: return;  // plain and Q8_K weights never reach here (quant_matmul rejects them)
   }
 }
