@@ -11,7 +11,6 @@ import argparse
 import http.client
 import json
 import os
-import re
 import signal
 import statistics
 import subprocess
@@ -19,22 +18,20 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "server"))
+from serve_support import start_server  # noqa: E402  (the tests' way of starting a server)
+
 WORDS = ("The chest radiograph shows clear lungs without focal consolidation effusion or pneumothorax and the "
          "cardiomediastinal silhouette is within normal limits for age with no acute osseous abnormality seen").split()
 
 
-def start_server(args):
+def start(args):
     log = open(os.path.join(args.workdir, "bench_serve_server.log"), "w")
     command = [args.medlab, "serve", "--model", args.model, "--port", "0", "--parallel", str(args.parallel),
                "--threads", str(args.threads), "--ctx-size", str(args.ctx_size)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
-    line = process.stdout.readline()
-    match = re.match(r"medlab serve: listening on http://([^:]+):(\d+)$", line.strip())
-    if not match:
-        process.kill()
-        sys.exit("server did not start: %r; see %s" % (line, log.name))
+    process, host, port = start_server(command, log)
     threading.Thread(target=lambda: [None for _ in process.stdout], daemon=True).start()
-    return process, match.group(1), int(match.group(2))
+    return process, host, port
 
 
 def predict(host, port, question, max_tokens):
@@ -90,7 +87,7 @@ def main():
             subprocess.run([args.medlab, "make-test-model", "--preset", "small-text", "--seed", "1", "--out", args.model],
                            check=True, stdout=subprocess.DEVNULL)
 
-    process, host, port = start_server(args)
+    process, host, port = start(args)
     try:
         # Calibrate the question so that the templated prompt has about --prompt-tokens tokens.
         words = max(1, args.prompt_tokens - 10)

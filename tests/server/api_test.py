@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-from serve_support import JPEG_20x14, data_uri, png_bytes, start_server
+from serve_support import JPEG_20x14, data_uri, png_bytes, read_events, start_server
 
 PYDICOM_FILES = "/usr/lib/python3/dist-packages/pydicom/data/test_files"
 RESEARCH = "Research software, not for diagnosis."
@@ -124,22 +124,7 @@ class Server:
         response = conn.getresponse()
         check(response.status == 200, "POST %s stream: status %d" % (path, response.status))
         check(response.getheader("Content-Type", "").startswith("text/event-stream"), "POST %s: event-stream" % path)
-        events, name, data = [], "message", []
-        while True:
-            line = response.fp.readline()
-            if not line:
-                break
-            line = line.decode().rstrip("\n")
-            if line == "":
-                if data:
-                    events.append((name, "\n".join(data)))
-                    if stop_after and stop_after(len(events)):
-                        break
-                name, data = "message", []
-            elif line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data.append(line[6:])
+        events = read_events(response, stop_after)
         conn.close()
         return events
 

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 
-from serve_support import JPEG_20x14, data_uri, png_bytes, start_server
+from serve_support import JPEG_20x14, data_uri, png_bytes, read_events, start_server
 
 CT_SMALL = "/usr/lib/python3/dist-packages/pydicom/data/test_files/CT_small.dcm"
 
@@ -104,27 +104,6 @@ class Outcome:
         self.answer, self.tokens, self.note = None, None, ""
 
 
-def read_events(response, stop_after_first=False):
-    """Reads a text/event-stream: a list of (event, data)."""
-    events, name, data = [], "message", []
-    while True:
-        line = response.fp.readline()
-        if not line:
-            break
-        line = line.decode().rstrip("\r\n")
-        if line == "":
-            if data:
-                events.append((name, "\n".join(data)))
-                if stop_after_first:
-                    break
-            name, data = "message", []
-        elif line.startswith("event: "):
-            name = line[7:]
-        elif line.startswith("data: "):
-            data.append(line[6:])
-    return events
-
-
 def post(server, path, raw, stream=False, disconnect=False):
     conn = server.connect()
     try:
@@ -132,7 +111,7 @@ def post(server, path, raw, stream=False, disconnect=False):
         response = conn.getresponse()
         headers = dict((k.lower(), v) for k, v in response.getheaders())
         if response.status == 200 and stream and headers.get("content-type", "").startswith("text/event-stream"):
-            events = read_events(response, stop_after_first=disconnect)
+            events = read_events(response, (lambda n: n >= 1) if disconnect else None)
             out = Outcome(200, headers)
             out.events = events
             return out

@@ -42,3 +42,24 @@ def start_server(command, log):
         process.kill()
         sys.exit("server did not start: %r; see %s" % (line, log.name))
     return process, match.group(1), int(match.group(2))
+
+
+def read_events(response, stop_after=None):
+    """Reads a text/event-stream response: a list of (event, data). stop_after(n_events) ends early."""
+    events, name, data = [], "message", []
+    while True:
+        line = response.fp.readline()
+        if not line:
+            break
+        line = line.decode().rstrip("\r\n")
+        if line == "":
+            if data:
+                events.append((name, "\n".join(data)))
+                if stop_after and stop_after(len(events)):
+                    break
+            name, data = "message", []
+        elif line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            data.append(line[6:])
+    return events
