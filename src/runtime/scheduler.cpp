@@ -117,12 +117,7 @@ void Scheduler::loop() {
         queue_.clear();
         stats_.queued = 0;
         lock.unlock();
-        for (auto& pending : waiting) {
-          std::lock_guard request_lock(pending->mutex_);
-          pending->result_.stop_reason = "shutdown";
-          pending->finished_ = true;
-          pending->changed_.notify_all();
-        }
+        for (auto& pending : waiting) finish_waiting(*pending, "shutdown");
         for (auto& slot : slots_)
           if (slot->pending) finish(*slot, "shutdown");
         return;
@@ -180,12 +175,15 @@ void Scheduler::admit() {
     }
     stats_.queued = queue_.size();
   }
-  for (auto& [pending, reason] : dropped) {
-    std::lock_guard lock(pending->mutex_);
-    pending->result_.stop_reason = reason;
-    pending->finished_ = true;
-    pending->changed_.notify_all();
-  }
+  for (auto& [pending, reason] : dropped) finish_waiting(*pending, reason);
+}
+
+// Answers a request that never reached a slot.
+void Scheduler::finish_waiting(PendingRequest& pending, const char* reason) {
+  std::lock_guard lock(pending.mutex_);
+  pending.result_.stop_reason = reason;
+  pending.finished_ = true;
+  pending.changed_.notify_all();
 }
 
 // One piece of prompt work for the first slot still in its prompt: encoding its images, or one chunk.

@@ -105,6 +105,7 @@ class Scheduler {
   void decode_step();
   void publish(Slot& slot);
   void finish(Slot& slot, const std::string& reason, const std::string& error = {});
+  static void finish_waiting(PendingRequest& pending, const char* reason);
 
   const LoadedModel& model_;
   ThreadPool& pool_;
