@@ -31,6 +31,19 @@ inline float horizontal_sum(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(quads, _mm_movehdup_ps(quads)));
 }
 
+// A register tile's MR x NR accumulators: cleared before the blocks, then each ends in one fixed horizontal sum.
+template <int MR, int NR>
+inline void zero_tile(__m256 (&acc)[MR][NR]) {
+  #pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+}
+template <int MR, int NR>
+inline void store_tile_sums(const __m256 (&acc)[MR][NR], float* y, int64_t y_stride) {
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) y[i * y_stride + j] = horizontal_sum(acc[i][j]);
+}
+
 // Weight rows stream from memory once per call: ask for them a little ahead of their use.
 inline void prefetch_ahead(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p) + 1024, _MM_HINT_T0); }
 
@@ -228,9 +241,7 @@ void tile_nf4(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, size_t w_
   Q8Row x[MR];
   for (int i = 0; i < MR; ++i) x[i] = q8_row(xq + i * x_row_bytes, cols);
   __m256 acc[MR][NR];
-  #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+  zero_tile(acc);
   #pragma GCC unroll 2  // the loop overhead, over two halves
   for (int64_t b = 0; b < cols / 32; ++b) {
     Nf4Levels wv[NR];
@@ -251,8 +262,7 @@ void tile_nf4(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, size_t w_
                                     _mm256_cvtepi32_ps(nf4_dot(wv[j], x[i].qs + 32 * b)), acc[i][j]);
     }
   }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) y[i * y_stride + j] = horizontal_sum(acc[i][j]);
+  store_tile_sums(acc, y, y_stride);
 }
 
 // ---- Fast: Q8_0 and Q4_0 against Q8_0 activations, a group of 8 blocks at a time ----
@@ -357,9 +367,7 @@ void tile_groups(const Weights& w, size_t w_row_bytes, const uint8_t* xq, size_t
   Q8Row x[MR];
   for (int i = 0; i < MR; ++i) x[i] = q8_row(xq + i * x_row_bytes, cols);
   __m256 acc[MR][NR];
-  #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+  zero_tile(acc);
   const int64_t nb = cols / 32, groups = kInPlace ? nb / kGroupBlocks : q8_groups(cols);
   for (int64_t g = 0; g < groups; ++g) {
     if constexpr (kInPlace) {  // ask for the next tile's rows at this tile's pace
@@ -382,8 +390,7 @@ void tile_groups(const Weights& w, size_t w_row_bytes, const uint8_t* xq, size_t
       add_group<D>(tail, 0, x, groups, acc);
     }
   }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) y[i * y_stride + j] = horizontal_sum(acc[i][j]);
+  store_tile_sums(acc, y, y_stride);
 }
 
 // Weight row `row` into scratch for UnpackedRows: a and (Q8_0) b for each padded block, then the scales.
@@ -421,9 +428,7 @@ template <DType D, int MR, int NR>
 void tile_k(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, size_t w_row_bytes, int64_t nb, float* y,
             int64_t y_stride) {
   __m256 acc[MR][NR];
-  #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+  zero_tile(acc);
   KQuantLevels lv[NR];
   for (int64_t b = 0; b < nb; ++b) {
     #pragma GCC unroll 8
@@ -453,8 +458,7 @@ void tile_k(const uint8_t* xq, size_t x_row_bytes, const uint8_t* w, size_t w_ro
       }
     }
   }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) y[i * y_stride + j] = horizontal_sum(acc[i][j]);
+  store_tile_sums(acc, y, y_stride);
 }
 
 // ---- Fast: the loops around the tiles ----
