@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "formats/quantize_weights.h"
 #include "runtime/images.h"
 #include "runtime/session.h"
 
@@ -51,13 +52,6 @@ size_t peak_rss_bytes() {
   while (std::getline(status, line))
     if (line.rfind("VmHWM:", 0) == 0) return size_t(std::stoull(line.substr(6))) * 1024;
   fail("/proc/self/status: no VmHWM line");
-}
-
-std::optional<DType> parse_quant(const std::string& name) {
-  if (name.empty()) return std::nullopt;
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::NF4})
-    if (dtype_name(t) == name) return t;
-  fail("bench: --quant '", name, "' is not a weight type (q8_0, q4_0, q4_k, q5_k, q6_k, nf4)");
 }
 
 // <bos> and then a fixed clinical sentence over and over, cut to exactly n tokens: the same prompt on every
@@ -181,7 +175,7 @@ Figures measure(const BenchOptions& o) {
   const KernelTable& kernels = o.isa.empty() ? best_kernels() : kernels_for(o.isa);
   LoadOptions load;
   load.hf_hub_cache = default_hf_hub_cache();
-  load.quantize = parse_quant(o.quant);
+  if (!o.quant.empty()) load.quantize = parse_weight_quant(o.quant);
   if (!o.mmproj.empty()) load.mmproj = o.mmproj;
   Figures f;
   const auto load_start = std::chrono::steady_clock::now();
