@@ -2,15 +2,14 @@
 // metrics) and the web UI, until SIGINT or SIGTERM.
 #include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <thread>
 
 #include <pthread.h>
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "core/sha256.h"
 #include "formats/quantize_weights.h"
+#include "repro/weights.h"
 #include "runtime/scheduler.h"
 #include "server/http_server.h"
 
@@ -35,19 +34,6 @@ bool is_loopback(const std::string& host) {
   return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.starts_with("127.");
 }
 
-// The SHA-256 of the weight files' bytes, one after another in the checkpoint's order: what answers
-// carry so that a result can be tied to the exact weights.
-std::string weights_sha256(const Checkpoint& checkpoint) {
-  Sha256 sha;
-  std::vector<char> buffer(size_t(4) << 20);
-  for (const std::string& path : checkpoint.weight_files()) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(path, ": cannot open to hash");
-    while (in.read(buffer.data(), std::streamsize(buffer.size())) || in.gcount() > 0) sha.update(buffer.data(), size_t(in.gcount()));
-  }
-  return sha.hex_digest();
-}
-
 std::string model_name(const LoadedModel& model) {
   const std::filesystem::path path = model.checkpoint.gguf() ? std::filesystem::path(model.checkpoint.gguf()->path())
                                                              : model.checkpoint.dir();
@@ -69,7 +55,7 @@ void serve(ServeOptions o) {
   if (!o.quant.empty()) load_options.quantize = parse_weight_quant(o.quant);
   const std::unique_ptr<LoadedModel> model = load_model(o.model, load_options);
   if (model->test_model_note) std::fprintf(stderr, "medlab: note: %s\n", model->test_model_note->c_str());
-  const std::string sha256 = weights_sha256(model->checkpoint);
+  const std::string sha256 = hash_weights(model->checkpoint).model_sha256;
 
   // From here on SIGINT and SIGTERM wait for the thread below: every thread started later inherits the mask.
   sigset_t signals;

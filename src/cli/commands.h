@@ -12,5 +12,9 @@ void register_make_test_model(CLI::App& app);
 void register_dicom(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_serve(CLI::App& app);
+void register_batch(CLI::App& app);
+void register_merge(CLI::App& app);
+void register_verify(CLI::App& app);
+void register_env(CLI::App& app);
 
 }  // namespace medlab::cli

@@ -3,6 +3,7 @@
 #include <exception>
 
 #include "cli/commands.h"
+#include "core/build_info.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
@@ -10,7 +11,7 @@ int main(int argc, char** argv) {
       "medlab: runs MedGemma / Gemma 3 models on this machine's CPU.\n"
       "Research software: not a medical device, not for diagnosis."};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "medlab 0.1.0");
+  app.set_version_flag("--version", medlab::engine_name());
   medlab::cli::register_run(app);
   medlab::cli::register_tokenize(app);
   medlab::cli::register_convert(app);
@@ -18,6 +19,10 @@ int main(int argc, char** argv) {
   medlab::cli::register_dicom(app);
   medlab::cli::register_bench(app);
   medlab::cli::register_serve(app);
+  medlab::cli::register_batch(app);
+  medlab::cli::register_merge(app);
+  medlab::cli::register_verify(app);
+  medlab::cli::register_env(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
