@@ -17,6 +17,6 @@ python3 - <<'PY'
 import json
 r = json.load(open("/tmp/medlab-bench.json"))
 t = r["timings"]
-print(f"isa {r['isa']}, threads {r['threads']}: load {t['load_ms']:.0f} ms | prefill {len(r['prompt_tokens'])} tokens "
+print(f"isa {r['run']['isa']}, threads {r['threads']}: load {t['load_ms']:.0f} ms | prefill {len(r['prompt_tokens'])} tokens "
       f"{t['prefill_tokens_per_s']:.2f} tokens/s | decode {len(r['tokens'])} tokens {t['decode_tokens_per_s']:.2f} tokens/s")
 PY

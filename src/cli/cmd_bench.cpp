@@ -12,8 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/model_files.h"
 #include "core/error.h"
-#include "formats/quantize_weights.h"
+#include "imaging/synthetic_image.h"
 #include "runtime/images.h"
 #include "runtime/session.h"
 
@@ -63,18 +64,6 @@ std::vector<TokenId> fixed_prompt(const Tokenizer& tokenizer, int64_t n) {
   while (int64_t(tokens.size()) < n) tokens.insert(tokens.end(), sentence.begin(), sentence.end());
   tokens.resize(size_t(n));
   return tokens;
-}
-
-// A deterministic 896 x 896 picture with smooth gradients and edges, standing in for an X-ray.
-Image synthetic_image() {
-  Image image(896, 896);
-  for (int y = 0; y < image.height; ++y)
-    for (int x = 0; x < image.width; ++x) {
-      uint8_t* p = image.pixel(x, y);
-      const int ring = ((x - 448) * (x - 448) + (y - 448) * (y - 448)) / 4096;
-      p[0] = p[1] = p[2] = uint8_t((x / 4 + y / 8 + (ring % 2) * 64) % 256);
-    }
-  return image;
 }
 
 struct ImageFigures {
@@ -173,15 +162,10 @@ ImageFigures measure_image(const BenchOptions& o, const LoadedModel& model, cons
 
 Figures measure(const BenchOptions& o) {
   const KernelTable& kernels = o.isa.empty() ? best_kernels() : kernels_for(o.isa);
-  LoadOptions load;
-  load.hf_hub_cache = default_hf_hub_cache();
-  if (!o.quant.empty()) load.quantize = parse_weight_quant(o.quant);
-  if (!o.mmproj.empty()) load.mmproj = o.mmproj;
   Figures f;
   const auto load_start = std::chrono::steady_clock::now();
-  const std::unique_ptr<LoadedModel> model = load_model(o.model, load);
+  const std::unique_ptr<LoadedModel> model = load_cli_model(o.model, o.mmproj, o.quant);
   f.load_ms = ms_since(load_start);
-  if (model->test_model_note) std::fprintf(stderr, "medlab: note: %s\n", model->test_model_note->c_str());
   for (const auto& [name, view] : model->checkpoint.tensors()) {
     f.weight_bytes += view.nbytes();
     if (name.rfind(model->checkpoint.layout().text, 0) == 0) f.text_weight_bytes += view.nbytes();

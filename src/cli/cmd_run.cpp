@@ -10,8 +10,10 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "formats/quantize_weights.h"
+#include "cli/model_files.h"
 #include "imaging/dicom_series.h"
+#include "repro/run_manifest.h"
+#include "repro/weights.h"
 #include "runtime/images.h"
 #include "runtime/session.h"
 
@@ -98,7 +100,7 @@ std::vector<EncodedImage> encode_images(const RunOptions& o, const LoadedModel& 
 }
 
 nlohmann::json result_json(const RunOptions& o, const LoadedModel& model, const GenerationResult& r, double load_ms,
-                           int threads, const KernelTable& kernels, const std::vector<EncodedImage>& images) {
+                           int threads, const RunManifest& manifest, const std::vector<EncodedImage>& images) {
   const Tokenizer& tok = model.tokenizer;
   nlohmann::json tokens = nlohmann::json::array(), logprobs = nlohmann::json::array();
   for (const GeneratedToken& t : r.tokens) {
@@ -109,7 +111,6 @@ nlohmann::json result_json(const RunOptions& o, const LoadedModel& model, const 
       logprobs.push_back({{"id", t.id}, {"piece", tok.piece(t.id)}, {"logprob", t.logprob}, {"top", top}});
     }
   }
-  const SamplerSettings& s = o.generation.sampler;
   nlohmann::json out = {
       {"model", model.checkpoint.gguf() ? model.checkpoint.gguf()->path() : model.checkpoint.dir().string()},
       {"test_model", model.test_model_note.has_value()},
@@ -117,12 +118,10 @@ nlohmann::json result_json(const RunOptions& o, const LoadedModel& model, const 
       {"stop_reason", r.stop_reason},
       {"prompt_tokens", r.prompt_tokens},
       {"tokens", tokens},
-      {"sampler",
-       {{"temperature", s.temperature}, {"top_k", s.top_k}, {"top_p", s.top_p}, {"min_p", s.min_p},
-        {"repetition_penalty", s.repetition_penalty}, {"seed", s.seed}}},
+      {"seed", manifest.generation.sampler.seed},
+      {"model_sha256", manifest.model_sha256},
+      {"run", manifest_json(manifest)},
       {"threads", threads},
-      {"isa", isa_name(kernels.isa)},
-      {"precision", o.precision},
       {"timings",
        {{"load_ms", load_ms},
         {"prefill_ms", r.prefill_ms},
@@ -135,6 +134,7 @@ nlohmann::json result_json(const RunOptions& o, const LoadedModel& model, const 
   for (const EncodedImage& e : images) {
     nlohmann::json j = {{"file", e.image.file}, {"source", e.image.source}, {"width", e.image.rgb.width},
                         {"height", e.image.rgb.height}, {"encode_ms", e.encoded.encode_ms}, {"cached", e.encoded.cached}};
+    j["pixel_sha256"] = pixel_sha256(e.image.rgb);
     if (e.image.dicom_pixel_sha256) j["dicom_pixel_sha256"] = *e.image.dicom_pixel_sha256;
     image_json.push_back(j);
     encode_ms.push_back(e.encoded.encode_ms);
@@ -168,13 +168,8 @@ void run(RunOptions o) {
   const KernelTable& kernels = o.isa.empty() ? best_kernels() : kernels_for(o.isa);
 
   const auto load_start = std::chrono::steady_clock::now();
-  LoadOptions load_options;
-  load_options.hf_hub_cache = default_hf_hub_cache();
-  if (!o.mmproj.empty()) load_options.mmproj = o.mmproj;
-  if (!o.quant.empty()) load_options.quantize = parse_weight_quant(o.quant);
-  const std::unique_ptr<LoadedModel> model = load_model(o.model, load_options);
+  const std::unique_ptr<LoadedModel> model = load_cli_model(o.model, o.mmproj, o.quant);
   const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count();
-  if (model->test_model_note) std::fprintf(stderr, "medlab: note: %s\n", model->test_model_note->c_str());
 
   ThreadPool pool(o.threads);
   ImageEmbeddingCache cache;
@@ -201,7 +196,8 @@ void run(RunOptions o) {
   GenerationResult result;
   if (o.json) {
     result = session.generate(prompt, o.generation, {}, placed);
-    std::cout << result_json(o, *model, result, load_ms, o.threads, kernels, images)
+    const RunManifest manifest{hash_weights(model->checkpoint, {}, weight_hash_cache()).model_sha256, isa_name(kernels.isa), o.precision, o.generation};
+    std::cout << result_json(o, *model, result, load_ms, o.threads, manifest, images)
                      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
     return;
@@ -263,7 +259,7 @@ void register_run(CLI::App& app) {
   cmd->add_flag("--ignore-eos", o->generation.ignore_eos, "Do not stop at <eos> or <end_of_turn>");
   cmd->add_option("-t,--threads", o->threads, "Threads")->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_option("-c,--ctx-size", o->ctx_size, "Context length in tokens (default: prompt + max-new-tokens)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--isa", o->isa, "Force a kernel set: scalar or avx512 (default: the best this CPU runs)");
+  cmd->add_option("--isa", o->isa, "Force a kernel set: scalar, avx2 or avx512 (default: the best this CPU runs)");
   cmd->add_option("--precision", o->precision, "Quantized weights: exact (dequantized to f32, as the parity tests run) or "
                   "fast (int8 activations, as llama.cpp; plain weights are exact either way)")
       ->capture_default_str()->check(CLI::IsMember({"exact", "fast"}));

@@ -7,8 +7,9 @@
 #include <pthread.h>
 
 #include "cli/commands.h"
+#include "core/build_info.h"
 #include "core/error.h"
-#include "formats/quantize_weights.h"
+#include "cli/model_files.h"
 #include "repro/weights.h"
 #include "runtime/scheduler.h"
 #include "server/http_server.h"
@@ -49,13 +50,8 @@ void serve(ServeOptions o) {
   // Every waiting or generating request holds a connection thread; a few more keep health and metrics answering.
   o.server.http_threads = o.parallel + int(o.queue) + 8;
 
-  LoadOptions load_options;
-  load_options.hf_hub_cache = default_hf_hub_cache();
-  if (!o.mmproj.empty()) load_options.mmproj = o.mmproj;
-  if (!o.quant.empty()) load_options.quantize = parse_weight_quant(o.quant);
-  const std::unique_ptr<LoadedModel> model = load_model(o.model, load_options);
-  if (model->test_model_note) std::fprintf(stderr, "medlab: note: %s\n", model->test_model_note->c_str());
-  const std::string sha256 = hash_weights(model->checkpoint).model_sha256;
+  const std::unique_ptr<LoadedModel> model = load_cli_model(o.model, o.mmproj, o.quant);
+  const std::string sha256 = hash_weights(model->checkpoint, {}, weight_hash_cache()).model_sha256;
 
   // From here on SIGINT and SIGTERM wait for the thread below: every thread started later inherits the mask.
   sigset_t signals;
@@ -74,8 +70,8 @@ void serve(ServeOptions o) {
   scheduler_options.precision = o.precision == "exact" ? Precision::Exact : Precision::Fast;
   Scheduler scheduler(*model, pool, kernels, scheduler_options);
 
-  server::ServerState state{*model, scheduler, o.server, model_name(*model), sha256,
-                            std::string("medlab-0.1.0-") + isa_name(kernels.isa)};
+  server::ServerState state{*model, scheduler, o.server, model_name(*model), sha256, isa_name(kernels.isa), o.precision,
+                            "medlab-" + build_info().version + "-" + isa_name(kernels.isa)};
   server::HttpServer http(state);
   const int port = http.bind();
   std::printf("medlab serve: listening on http://%s:%d\n", o.server.host.c_str(), port);

@@ -9,6 +9,7 @@ void register_run(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_make_test_model(CLI::App& app);
+void register_make_test_set(CLI::App& app);
 void register_dicom(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_serve(CLI::App& app);
@@ -16,5 +17,6 @@ void register_batch(CLI::App& app);
 void register_merge(CLI::App& app);
 void register_verify(CLI::App& app);
 void register_env(CLI::App& app);
+void register_eval(CLI::App& app);
 
 }  // namespace medlab::cli

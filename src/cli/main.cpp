@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   medlab::cli::register_tokenize(app);
   medlab::cli::register_convert(app);
   medlab::cli::register_make_test_model(app);
+  medlab::cli::register_make_test_set(app);
   medlab::cli::register_dicom(app);
   medlab::cli::register_bench(app);
   medlab::cli::register_serve(app);
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   medlab::cli::register_merge(app);
   medlab::cli::register_verify(app);
   medlab::cli::register_env(app);
+  medlab::cli::register_eval(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

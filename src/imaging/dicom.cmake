@@ -11,6 +11,8 @@ add_library(medlab_dicom STATIC
   ${CMAKE_CURRENT_LIST_DIR}/dicom_jpeg2000.cpp
   ${CMAKE_CURRENT_LIST_DIR}/dicom_render.cpp
   ${CMAKE_CURRENT_LIST_DIR}/dicom_series.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/dicom_library_versions.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/synthetic_chest_dicom.cpp
   ${CMAKE_CURRENT_LIST_DIR}/png_write.cpp)
 # Debian's DCMTKConfig.cmake exports DCMTK::<lib> targets; older configs only set DCMTK_LIBRARIES.
 if(TARGET DCMTK::dcmdata)
@@ -26,3 +28,7 @@ add_library(medlab_dicom_testing STATIC EXCLUDE_FROM_ALL ${CMAKE_CURRENT_LIST_DI
 target_link_libraries(medlab_dicom_testing PUBLIC medlab_dicom ${MEDLAB_DCMTK_LIBS})
 
 medlab_test(dicom_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/dicom_test.cpp LIBS medlab_dicom_testing)
+
+# Synthetic chest films: deterministic pixels, category differences, DICOM round trip, reports the labeller reads.
+medlab_test(synthetic_chest_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/synthetic_chest_test.cpp
+            LIBS medlab_dicom_testing medlab_imaging medlab_eval)

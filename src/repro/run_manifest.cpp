@@ -1,8 +1,32 @@
 #include "repro/run_manifest.h"
 
+#include <charconv>
+#include <cstdlib>
+#include <ctime>
+
 #include "core/build_info.h"
 
 namespace medlab {
+namespace {
+
+// A float setting as the double with the same shortest decimal form (0.8f as 0.8, not 0.800000011920929),
+// so manifests read as the settings were written.
+double setting(float value) {
+  char text[32];
+  const auto end = std::to_chars(text, text + sizeof text, value).ptr;
+  return std::strtod(std::string(text, end).c_str(), nullptr);
+}
+
+}  // namespace
+
+std::string utc_timestamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
 
 nlohmann::json manifest_json(const RunManifest& m) {
   const SamplerSettings& s = m.generation.sampler;
@@ -13,8 +37,8 @@ nlohmann::json manifest_json(const RunManifest& m) {
           {"model_sha256", m.model_sha256},
           {"seed", s.seed},
           {"sampler",
-           {{"temperature", s.temperature}, {"top_k", s.top_k}, {"top_p", s.top_p}, {"min_p", s.min_p},
-            {"repetition_penalty", s.repetition_penalty}}},
+           {{"temperature", setting(s.temperature)}, {"top_k", s.top_k}, {"top_p", setting(s.top_p)},
+            {"min_p", setting(s.min_p)}, {"repetition_penalty", setting(s.repetition_penalty)}}},
           {"max_new_tokens", m.generation.max_new_tokens},
           {"stop", m.generation.stop_strings}};
 }

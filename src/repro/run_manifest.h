@@ -11,11 +11,14 @@
 namespace medlab {
 
 struct RunManifest {
-  std::string model_sha256;  // see weights_sha256()
+  std::string model_sha256;  // see hash_weights()
   std::string isa;           // the kernel set that ran
   std::string precision;     // "fast" or "exact"
   GenerationSettings generation;
 };
+
+// Now, in UTC as ISO 8601: "2026-11-23T01:23:45Z".
+std::string utc_timestamp();
 
 // {"engine", "commit", "isa", "precision", "model_sha256", "seed", "sampler": {...}, "max_new_tokens", "stop"}
 nlohmann::json manifest_json(const RunManifest& manifest);

@@ -58,6 +58,11 @@ std::string format_name(std::span<const uint8_t> head) {
 
 }  // namespace
 
+std::string pixel_sha256(const Image& image) {
+  const std::string size = std::to_string(image.width) + "x" + std::to_string(image.height) + "\n";
+  return Sha256().update(size.data(), size.size()).update(image.rgb.data(), image.rgb.size()).hex_digest();
+}
+
 PromptImage read_prompt_image(const std::string& path, const ImageReadOptions& options) {
   PromptImage out;
   out.file = std::filesystem::path(path).filename().string();

@@ -35,6 +35,10 @@ struct PromptImage {
   std::optional<std::string> dicom_pixel_sha256;
 };
 
+// SHA-256 of the RGB picture the model is shown (before resizing): of "<width>x<height>\n" and then its
+// bytes, so that the same pixels give the same hash whether they came from PNG, JPEG or DICOM.
+std::string pixel_sha256(const Image& image);
+
 // An image over ImageReadOptions::decode.max_pixels, refused from its header (the server answers 413).
 class ImageTooLarge : public Error {
  public:

@@ -31,6 +31,7 @@ nlohmann::json medlab_json(const ServerState& state, const Job& g, const ChatReq
           {"model_sha256", state.model_sha256},
           {"timings", timings_json(g)},
           {"stop_reason", g.pending->result().stop_reason},
+          {"run", answer_manifest(state, request.settings)},
           {"research_use_only", kResearchUseOnly}};
 }
 

@@ -34,7 +34,8 @@ PreparedImage prepare_image(const ImageSpec& spec, const ServerState& state, boo
 }
 
 nlohmann::json image_json(const PromptImage& image) {
-  nlohmann::json j = {{"width", image.rgb.width}, {"height", image.rgb.height}, {"source", image.source}};
+  nlohmann::json j = {{"width", image.rgb.width}, {"height", image.rgb.height}, {"source", image.source},
+                      {"pixel_sha256", pixel_sha256(image.rgb)}};
   if (image.dicom_pixel_sha256) j["dicom_pixel_sha256"] = *image.dicom_pixel_sha256;
   return j;
 }

@@ -20,7 +20,7 @@ struct PreparedImage {
 // the image (naming spec.field), 400 when the model has no vision tower and `for_model` is set.
 PreparedImage prepare_image(const ImageSpec& spec, const ServerState& state, bool for_model);
 
-// "image": {"width", "height", "source", "dicom_pixel_sha256"?} of an answer.
+// "image": {"width", "height", "source", "pixel_sha256", "dicom_pixel_sha256"?} of an answer.
 nlohmann::json image_json(const PromptImage& image);
 
 }  // namespace medlab::server

@@ -22,6 +22,7 @@ nlohmann::json answer_json(const ServerState& state, const Job& g, const Predict
                         {"seed", request.settings.sampler.seed},
                         {"model_sha256", state.model_sha256},
                         {"prompt_tokens", g.prompt_tokens},
+                        {"run", answer_manifest(state, request.settings)},
                         {"research_use_only", kResearchUseOnly}};
   if (image) out["image"] = image_json(image->image);
   return out;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "repro/run_manifest.h"
 #include "runtime/scheduler.h"
 #include "runtime/session.h"
 #include "server/api_requests.h"
@@ -14,7 +15,6 @@
 namespace medlab::server {
 
 inline constexpr const char* kResearchUseOnly = "Research software, not for diagnosis.";
-inline constexpr const char* kEngine = "medlab 0.1.0";
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
@@ -35,10 +35,17 @@ struct ServerState {
   ServerOptions options;
   std::string model_name;    // the folder or file name, never a full path
   std::string model_sha256;  // of the weight files, in order
+  std::string isa;           // the kernel set the scheduler runs
+  std::string precision;     // "fast" or "exact"
   std::string fingerprint;   // "medlab-0.1.0-<isa>"
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   Metrics metrics;
   std::atomic<bool> stopping{false};  // set on SIGINT/SIGTERM: requests in flight are cancelled
 };
+
+// The run manifest an answer carries: these weights, kernels and precision, with the request's settings.
+inline nlohmann::json answer_manifest(const ServerState& state, const GenerationSettings& settings) {
+  return manifest_json({state.model_sha256, state.isa, state.precision, settings});
+}
 
 }  // namespace medlab::server

@@ -1,4 +1,5 @@
 // GET /api/health and GET /metrics: what the server runs and how busy it is.
+#include "core/build_info.h"
 #include "server/handlers.h"
 
 namespace medlab::server {
@@ -13,7 +14,7 @@ void handle_health(ServerState& state, const httplib::Request&, httplib::Respons
       {"status", "ok"},
       {"model", state.model_name},
       {"model_sha256", state.model_sha256},
-      {"engine", kEngine},
+      {"engine", engine_name()},
       {"uptime_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - state.started).count()},
       {"queue_depth", stats.queued},
       {"active", stats.active},

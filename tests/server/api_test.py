@@ -155,7 +155,7 @@ def check_health(server):
     for key in ("status", "model", "model_sha256", "engine", "uptime_s", "queue_depth", "active", "parallel", "vision",
                 "test_model", "research_use_only"):
         check(key in h, "health has %s" % key)
-    check(h["status"] == "ok" and h["engine"] == "medlab 0.1.0", "health status and engine")
+    check(h["status"] == "ok" and h["engine"].startswith("medlab 0.1.0 (commit "), "health status and engine")
     check(re.fullmatch(r"[0-9a-f]{64}", h["model_sha256"]) is not None, "health model_sha256 is hex SHA-256")
     check(h["vision"] is True and h["test_model"] is True, "tiny model: vision, test model")
     check(h["parallel"] == 4, "health parallel")

@@ -1,0 +1,22 @@
+// What the commands share about model files: loading --model as every command does, and where file hashes
+// are remembered.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "runtime/session.h"
+
+namespace medlab::cli {
+
+// A folder, cached Hugging Face id or .gguf (with its --mmproj), quantized at load with --quant when given
+// (empty: as stored); says so on stderr when it is a random-weight test model.
+std::unique_ptr<LoadedModel> load_cli_model(const std::string& model, const std::string& mmproj, const std::string& quant);
+
+// The file where medlab remembers the SHA-256 of weight files it has read (by path, size and modification
+// time): $XDG_CACHE_HOME/medlab/weight-hashes.json, else ~/.cache/medlab/...; none without either variable.
+std::optional<std::filesystem::path> weight_hash_cache();
+
+}  // namespace medlab::cli

@@ -1,0 +1,34 @@
+// Answering a batch run's pairs through the Scheduler, several at a time (continuous batching gives each
+// pair the same tokens it would get alone), with one result row per pair as it finishes.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "repro/batch_work.h"
+#include "repro/run_manifest.h"
+#include "runtime/images.h"
+#include "runtime/scheduler.h"
+
+namespace medlab {
+
+struct BatchOptions {
+  ImageReadOptions image_read;  // --window (a manifest row's own window wins), --frame, --max-pixels
+  RunManifest manifest;         // its generation settings answer every pair; every row carries it
+  size_t pairs_total = 0;       // pairs in the whole run, before sharding
+  Shard shard;
+};
+
+// Answers `pending` in order of submission, calling on_row (on this thread) once per pair with its row:
+//   index, pairs, shard, id, image_id, file, question, answer, tokens (ids), n_tokens, stop_reason,
+//   inference_time_sec, timestamp (UTC, ISO 8601), seed, model_sha256, and for images pixel_sha256,
+//   dicom_pixel_sha256 (DICOM only) and image {width, height, source}; error (null, or why the pair has no answer), run (the
+//   manifest).
+// A file that cannot be read, a manifest line in error or a prompt too long for the context gives a row
+// with its error; the run goes on.
+void run_batch(const LoadedModel& model, Scheduler& scheduler, const std::vector<WorkItem>& pending,
+               const BatchOptions& options, const std::function<void(const nlohmann::json& row)>& on_row);
+
+}  // namespace medlab
