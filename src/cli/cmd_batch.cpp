@@ -1,24 +1,19 @@
 // medlab batch: every (image, question) pair of a folder or manifest answered into a JSON Lines file, a row
 // per pair written to disk as it finishes, resumable after a crash and splittable into shards.
-#include <unistd.h>
-
-#include <chrono>
+#include <algorithm>
 #include <cstdio>
-#include <map>
-#include <set>
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/command_support.h"
+#include "cli/progress.h"
 #include "core/error.h"
-#include "cli/model_files.h"
 #include "repro/batch.h"
-#include "repro/results_file.h"
 #include "repro/weights.h"
 
 namespace medlab::cli {
 namespace {
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 struct BatchCommand {
   std::string model, mmproj, quant;
@@ -36,80 +31,6 @@ struct BatchCommand {
   std::string precision = "fast";
   std::string isa;
 };
-
-std::string duration_text(double seconds) {
-  char text[32];
-  const long s = long(seconds + 0.5);
-  if (s >= 3600) std::snprintf(text, sizeof text, "%ldh%02ldm", s / 3600, s / 60 % 60);
-  else if (s >= 60) std::snprintf(text, sizeof text, "%ldm%02lds", s / 60, s % 60);
-  else std::snprintf(text, sizeof text, "%lds", s);
-  return text;
-}
-
-// A bar redrawn in place on a terminal; elsewhere (logs, Slurm) a plain line every 30 seconds.
-class Progress {
- public:
-  explicit Progress(size_t total) : total_(total), terminal_(::isatty(STDERR_FILENO)) {}
-
-  void row_done(bool error) {
-    ++done_;
-    errors_ += error;
-    const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
-    if (!terminal_ && done_ != total_ && elapsed - last_line_ < 30) return;
-    last_line_ = elapsed;
-    const double rate = done_ / std::max(elapsed, 1e-9);
-    const std::string eta = duration_text(double(total_ - done_) / std::max(rate, 1e-9));
-    if (terminal_) {
-      const int width = 30, filled = int(width * done_ / std::max<size_t>(total_, 1));
-      std::fprintf(stderr, "\r[%s%s] %zu/%zu  %.2f pairs/s  ETA %s  errors %zu ", std::string(filled, '#').c_str(),
-                   std::string(width - filled, '.').c_str(), done_, total_, rate, eta.c_str(), errors_);
-      if (done_ == total_) std::fprintf(stderr, "\n");
-    } else {
-      std::fprintf(stderr, "medlab batch: %zu/%zu pairs, %.2f pairs/s, ETA %s, %zu errors\n", done_, total_, rate,
-                   eta.c_str(), errors_);
-    }
-  }
-  size_t errors() const { return errors_; }
-  double seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
-
- private:
-  size_t total_, done_ = 0, errors_ = 0;
-  bool terminal_;
-  Clock::time_point start_ = Clock::now();
-  double last_line_ = 0;
-};
-
-// The pairs this shard still owes: those without a row in --out. The rows there must be this run's: the
-// same pairs, model and settings; anything else would mix two runs in one file.
-std::vector<WorkItem> still_to_do(const std::vector<WorkItem>& mine, const BatchCommand& o, const RunManifest& manifest) {
-  if (!o.resume || !fs::exists(o.out)) return mine;
-  const ResultRows existing = read_result_rows(o.out);
-  if (existing.torn_tail)
-    std::fprintf(stderr, "medlab batch: %s: its last row was cut off by the interruption; that pair runs again\n", o.out.c_str());
-  std::map<std::string, const WorkItem*> by_id;
-  for (const WorkItem& item : mine) by_id[item.id] = &item;
-  const nlohmann::json settings = manifest_json(manifest);
-  std::set<std::string> done;
-  for (size_t i = 0; i < existing.rows.size(); ++i) {
-    const nlohmann::json& row = existing.rows[i];
-    const std::string where = o.out + ":" + std::to_string(i + 1);
-    const std::string id = row["id"].get<std::string>();
-    const auto item = by_id.find(id);
-    if (item == by_id.end() || row.value("index", size_t(-1)) != item->second->index)
-      fail(where, ": pair ", id, " is not part of this run (other --images, --manifest, --questions or --shard?); "
-           "resume with the same inputs, or write to another --out");
-    const nlohmann::json& run = row.value("run", nlohmann::json::object());
-    for (const char* field : {"model_sha256", "seed", "sampler", "max_new_tokens", "stop", "precision"})
-      if (run.value(field, nlohmann::json()) != settings[field])
-        fail(where, ": made with ", field, " ", run.value(field, nlohmann::json()).dump(), ", this run has ",
-             settings[field].dump(), "; resume with the same model and settings, or write to another --out");
-    if (!done.insert(id).second) std::fprintf(stderr, "medlab batch: %s: pair %s has a second row\n", where.c_str(), id.c_str());
-  }
-  std::vector<WorkItem> rest;
-  for (const WorkItem& item : mine)
-    if (!done.count(item.id)) rest.push_back(item);
-  return rest;
-}
 
 void batch(BatchCommand o) {
   if (o.images_dir.empty() == o.manifest.empty()) fail("batch: give exactly one of --images or --manifest");
@@ -137,31 +58,25 @@ void batch(BatchCommand o) {
   options.manifest = {hashes.model_sha256, isa_name(kernels.isa), o.precision, o.generation};
   options.pairs_total = all.size();
   options.shard = shard;
-  const std::vector<WorkItem> pending = still_to_do(mine, o, options.manifest);
+  const PairsToDo todo = o.resume ? pairs_to_do(mine, o.out, options.manifest) : PairsToDo{mine};
+  if (todo.torn_tail)
+    std::fprintf(stderr, "medlab batch: %s: its last row was cut off by the interruption; that pair runs again\n", o.out.c_str());
+  for (const std::string& repeated : todo.repeated) std::fprintf(stderr, "medlab batch: %s has a second row\n", repeated.c_str());
+  const size_t done_before = mine.size() - todo.pending.size();
   std::fprintf(stderr, "medlab batch: %zu pairs in the run, %zu in shard %s, %zu already done, %zu to answer\n", all.size(),
-               mine.size(), shard.text().c_str(), mine.size() - pending.size(), pending.size());
+               mine.size(), shard.text().c_str(), done_before, todo.pending.size());
 
-  ResultsFile results(o.out, o.resume);
   ThreadPool pool(o.threads);
-  Scheduler::Options scheduler_options;
-  scheduler_options.parallel = o.parallel;
-  scheduler_options.max_queue = size_t(o.parallel) + 8;
-  scheduler_options.n_ctx = std::min(o.ctx_size, model->decoder.config().max_position_embeddings);
-  scheduler_options.precision = o.precision == "exact" ? Precision::Exact : Precision::Fast;
-  Scheduler scheduler(*model, pool, kernels, scheduler_options);
-
-  Progress progress(pending.size());
-  run_batch(*model, scheduler, pending, options, [&](const nlohmann::json& row) {
-    results.append(row);
+  Progress progress("medlab batch", todo.pending.size());
+  run_batch(*model, pool, kernels, todo.pending, options, o.parallel, o.ctx_size, o.out, [&](const nlohmann::json& row) {
     const bool error = !row["error"].is_null();
-    if (error) std::fprintf(stderr, "%smedlab batch: %s: %s\n", ::isatty(STDERR_FILENO) ? "\n" : "",
+    if (error) std::fprintf(stderr, "%smedlab batch: %s: %s\n", progress.terminal() ? "\n" : "",
                             row["id"].get<std::string>().c_str(), row["error"].get<std::string>().c_str());
     progress.row_done(error);
   });
   std::fprintf(stderr, "medlab batch: done: %zu pairs answered in %s (%.2f pairs/s), %zu with errors, %zu done before; rows in %s\n",
-               pending.size() - progress.errors(), duration_text(progress.seconds()).c_str(),
-               double(pending.size()) / std::max(progress.seconds(), 1e-9), progress.errors(), mine.size() - pending.size(),
-               o.out.c_str());
+               todo.pending.size() - progress.errors(), duration_text(progress.seconds()).c_str(),
+               double(todo.pending.size()) / std::max(progress.seconds(), 1e-9), progress.errors(), done_before, o.out.c_str());
 }
 
 }  // namespace

@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/model_files.h"
+#include "cli/command_support.h"
 #include "core/error.h"
 #include "imaging/synthetic_image.h"
 #include "runtime/images.h"

@@ -1,12 +1,11 @@
 // medlab env: what this machine would run a model with (engine, build, CPU and kernels, libraries, OS), and
 // a lock file of it: --write-lock records it, --check says how this machine differs and what to do about it.
-#include <httplib.h>
-
 #include <cstdio>
 #include <iostream>
 #include <memory>
 #include <string>
 
+#include "cli/command_support.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "repro/environment.h"
@@ -19,11 +18,6 @@ struct Options {
   std::string write_lock;
   std::string check;
 };
-
-// The libraries of the layers above repro, which only this command can see.
-Environment this_machine() {
-  return collect_environment({{"CLI11", CLI11_VERSION}, {"cpp-httplib", CPPHTTPLIB_VERSION}});  // headers only
-}
 
 void print_table(const Environment& env) {
   const auto row = [](const char* name, const std::string& value) { std::printf("%-10s %s\n", name, value.c_str()); };
@@ -43,18 +37,12 @@ void print_table(const Environment& env) {
   row("os", env.os_name + ", Linux " + env.kernel_release + ", glibc " + env.glibc_version);
 }
 
-std::string shown(const std::string& value) {
-  if (value.empty()) return "(none)";
-  return value.find(' ') == std::string::npos ? value : "\"" + value + "\"";
-}
-
 void check(const std::string& path) {
   const Environment lock = read_environment_lock(path);
   int changing = 0, informational = 0;
   for (const EnvironmentDifference& d : check_environment(lock, this_machine())) {
     ++(d.changes_results ? changing : informational);
-    std::printf("%s: lock %s, here %s (%s): %s\n", d.field.c_str(), shown(d.locked).c_str(), shown(d.here).c_str(),
-                d.changes_results ? "can change results" : "informational", d.advice.c_str());
+    std::printf("%s\n", difference_line(d).c_str());
   }
   if (changing > 0) {
     std::fflush(stdout);

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "eval/evaluation.h"
 #include "eval/html_report.h"
+#include "repro/results_file.h"
 #include "repro/run_manifest.h"
 
 namespace medlab::cli {
@@ -27,37 +28,6 @@ struct Options {
   std::optional<double> tolerance;
   bool allow_missing = false;
 };
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) fail("eval: cannot write ", path);
-}
-
-
-nlohmann::json read_baseline(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("baseline file ", path, ": cannot be read");
-  nlohmann::json baseline = nlohmann::json::parse(in, nullptr, false);
-  if (baseline.is_discarded()) fail("baseline file ", path, ": not JSON");
-  return baseline;
-}
-
-// "BLEU-4: 32.17 ± 0.42 (95% CI 31.75 to 32.59) PASS"
-void print_metrics(const nlohmann::ordered_json& report) {
-  const nlohmann::ordered_json* baseline = report.contains("baseline") ? &report["baseline"]["metrics"] : nullptr;
-  for (const auto& [name, metric] : report["metrics"].items()) {
-    std::string line = name + ": " + score_text(metric["value"]);
-    if (const auto ci = metric.find("ci"); ci != metric.end() && ci->is_array())
-      line += " \u00b1 " + score_text((ci->at(1).get<double>() - ci->at(0).get<double>()) / 2) + " (95% CI " +
-              score_text(ci->at(0)) + " to " + score_text(ci->at(1)) + ")";
-    if (baseline && baseline->contains(name))
-      line += " " + (*baseline)[name]["result"].get<std::string>() + " (baseline " +
-              score_text((*baseline)[name]["baseline"]) + " \u00b1 " + score_text((*baseline)[name]["tolerance"]) + ")";
-    std::printf("%s\n", line.c_str());
-  }
-}
 
 void warn_about_inputs(const nlohmann::ordered_json& report) {
   const auto list = [](const nlohmann::ordered_json& ids) {
@@ -100,9 +70,9 @@ void evaluate_files(const Options& o) {
   // Everything that can fail on the inputs comes before the first write: bad input leaves no report.
   const nlohmann::ordered_json new_baseline =
       o.write_baseline.empty() ? nlohmann::ordered_json() : make_baseline(report, o.tolerance);
-  if (!o.out_json.empty()) write_text(o.out_json, report.dump(2) + "\n");
-  if (!o.out_html.empty()) write_text(o.out_html, html_report(report, utc_timestamp()));
-  if (!o.write_baseline.empty()) write_text(o.write_baseline, new_baseline.dump(2) + "\n");
+  if (!o.out_json.empty()) write_text_file(o.out_json, report.dump(2) + "\n");
+  if (!o.out_html.empty()) write_text_file(o.out_html, html_report(report, utc_timestamp()));
+  if (!o.write_baseline.empty()) write_text_file(o.write_baseline, new_baseline.dump(2) + "\n");
 
   warn_about_inputs(report);
   std::printf("medlab eval: %zu items, scores x100", report["items"].get<size_t>());
@@ -110,7 +80,7 @@ void evaluate_files(const Options& o) {
     std::printf(", 95%% CI from %d bootstrap resamples (seed %llu)", o.bootstrap,
                 static_cast<unsigned long long>(o.bootstrap_seed));
   std::printf("\n");
-  print_metrics(report);
+  std::printf("%s", metric_lines(report).c_str());
   if (report.contains("baseline"))
     std::printf("baseline %s: %s\n", o.baseline.c_str(), report["baseline"]["result"].get<std::string>().c_str());
   std::fflush(stdout);

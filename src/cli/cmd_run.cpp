@@ -10,7 +10,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "cli/model_files.h"
+#include "cli/command_support.h"
 #include "imaging/dicom_series.h"
 #include "repro/run_manifest.h"
 #include "repro/weights.h"

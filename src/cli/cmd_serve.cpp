@@ -9,7 +9,7 @@
 #include "cli/commands.h"
 #include "core/build_info.h"
 #include "core/error.h"
-#include "cli/model_files.h"
+#include "cli/command_support.h"
 #include "repro/weights.h"
 #include "runtime/scheduler.h"
 #include "server/http_server.h"

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/model_files.h"
+#include "cli/command_support.h"
 #include "core/error.h"
 #include "repro/weights_lock.h"
 #include "runtime/session.h"

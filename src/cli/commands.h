@@ -17,6 +17,7 @@ void register_batch(CLI::App& app);
 void register_merge(CLI::App& app);
 void register_verify(CLI::App& app);
 void register_env(CLI::App& app);
+void register_repro(CLI::App& app);
 void register_eval(CLI::App& app);
 
 }  // namespace medlab::cli

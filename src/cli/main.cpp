@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   medlab::cli::register_merge(app);
   medlab::cli::register_verify(app);
   medlab::cli::register_env(app);
+  medlab::cli::register_repro(app);
   medlab::cli::register_eval(app);
   try {
     app.parse(argc, argv);

@@ -249,8 +249,13 @@ std::vector<PredictionRow> read_predictions(const std::filesystem::path& path) {
       fail(path.string(), ":", l.line, ": \"answer\" is ", answer->type_name(),
            ", not a string (null only with an \"error\")");
     if (const auto it = l.value.find("run"); it != l.value.end()) row.run = *it;
+    if (const auto it = l.value.find("index"); it != l.value.end() && it->is_number_unsigned())
+      row.index = it->get<size_t>();
     rows.push_back(std::move(row));
   }
+  // Batch rows follow the order pairs finished in, which a resume or --parallel changes; their index does not.
+  if (std::all_of(rows.begin(), rows.end(), [](const PredictionRow& r) { return r.index.has_value(); }))
+    std::stable_sort(rows.begin(), rows.end(), [](const PredictionRow& a, const PredictionRow& b) { return *a.index < *b.index; });
   return rows;
 }
 
@@ -410,6 +415,30 @@ nlohmann::ordered_json make_baseline(const nlohmann::ordered_json& report, std::
     metrics[name] = {{"value", metric["value"]}, {"tolerance", band}};
   }
   return {{"metrics", metrics}, {"run", report["run"]}};
+}
+
+std::string metric_lines(const nlohmann::ordered_json& report) {
+  const nlohmann::ordered_json* baseline = report.contains("baseline") ? &report["baseline"]["metrics"] : nullptr;
+  std::string lines;
+  for (const auto& [name, metric] : report["metrics"].items()) {
+    std::string line = name + ": " + score_text(metric["value"]);
+    if (const auto ci = metric.find("ci"); ci != metric.end() && ci->is_array())
+      line += " \u00b1 " + score_text((ci->at(1).get<double>() - ci->at(0).get<double>()) / 2) + " (95% CI " +
+              score_text(ci->at(0)) + " to " + score_text(ci->at(1)) + ")";
+    if (baseline && baseline->contains(name))
+      line += " " + (*baseline)[name]["result"].get<std::string>() + " (baseline " +
+              score_text((*baseline)[name]["baseline"]) + " \u00b1 " + score_text((*baseline)[name]["tolerance"]) + ")";
+    lines += line + "\n";
+  }
+  return lines;
+}
+
+nlohmann::json read_baseline(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("baseline file ", path.string(), ": cannot be read");
+  nlohmann::json baseline = nlohmann::json::parse(in, nullptr, false);
+  if (baseline.is_discarded()) fail("baseline file ", path.string(), ": not JSON");
+  return baseline;
 }
 
 std::string score_text(const nlohmann::ordered_json& value) {

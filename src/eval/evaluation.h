@@ -30,11 +30,14 @@ struct PredictionRow {
   std::string answer;    // empty when the row has an error
   std::optional<std::string> error;
   nlohmann::json run;  // the row's run manifest, null when it has none
+  std::optional<size_t> index;  // a batch row's pair index
   int line = 0;
 };
 
 // Each fails on an unreadable or empty file, a line that is not a JSON object, a missing or mistyped field
-// or an id seen twice, naming FILE:LINE. Blank lines are skipped.
+// or an id seen twice, naming FILE:LINE. Blank lines are skipped. Predictions that all carry a batch "index"
+// come back in index order, so that the order rows were written in (which follows when pairs finished) never
+// changes a figure, bootstrap intervals included.
 std::vector<ReferenceRow> read_references(const std::filesystem::path& path);
 std::vector<PredictionRow> read_predictions(const std::filesystem::path& path);
 
@@ -85,5 +88,12 @@ nlohmann::ordered_json make_baseline(const nlohmann::ordered_json& report, std::
 
 // Two decimals, as the report prints scores: "32.17"; "n/a" for null.
 std::string score_text(const nlohmann::ordered_json& value);
+
+// The corpus metrics a line each, as medlab eval and medlab repro print them:
+// "BLEU-4: 32.17 ± 0.42 (95% CI 31.75 to 32.59) PASS (baseline 32.00 ± 0.50)".
+std::string metric_lines(const nlohmann::ordered_json& report);
+
+// A baseline file as JSON; fails naming the file when it cannot be read or is not JSON.
+nlohmann::json read_baseline(const std::filesystem::path& path);
 
 }  // namespace medlab

@@ -2,8 +2,12 @@
 
 #include <chrono>
 #include <deque>
+#include <map>
+#include <set>
 #include <thread>
 
+#include "core/error.h"
+#include "repro/results_file.h"
 #include "tokenizer/chat_template.h"
 
 namespace medlab {
@@ -93,10 +97,9 @@ nlohmann::json answer_row(const InFlight& done, const BatchOptions& options) {
   return row;
 }
 
-}  // namespace
-
-void run_batch(const LoadedModel& model, Scheduler& scheduler, const std::vector<WorkItem>& pending,
-               const BatchOptions& options, const std::function<void(const nlohmann::json& row)>& on_row) {
+// Every pair of `pending` answered through `scheduler`, each row to on_row as it finishes.
+void answer_pairs(const LoadedModel& model, Scheduler& scheduler, const std::vector<WorkItem>& pending,
+                  const BatchOptions& options, const std::function<void(const nlohmann::json& row)>& on_row) {
   // Enough queued beyond the slots that a slot freed is refilled at once, few enough that little is in memory.
   const size_t window = size_t(scheduler.options().parallel) + 2;
   std::deque<InFlight> in_flight;
@@ -119,6 +122,56 @@ void run_batch(const LoadedModel& model, Scheduler& scheduler, const std::vector
     }
     if (!finished_any) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+}
+
+}  // namespace
+
+PairsToDo pairs_to_do(const std::vector<WorkItem>& mine, const std::filesystem::path& out, const RunManifest& manifest) {
+  PairsToDo result;
+  if (!std::filesystem::exists(out)) {
+    result.pending = mine;
+    return result;
+  }
+  const ResultRows existing = read_result_rows(out);
+  result.torn_tail = existing.torn_tail;
+  std::map<std::string, const WorkItem*> by_id;
+  for (const WorkItem& item : mine) by_id[item.id] = &item;
+  const nlohmann::json settings = manifest_json(manifest);
+  std::set<std::string> done;
+  for (size_t i = 0; i < existing.rows.size(); ++i) {
+    const nlohmann::json& row = existing.rows[i];
+    const std::string where = out.string() + ":" + std::to_string(i + 1);
+    const std::string id = row["id"].get<std::string>();
+    const auto item = by_id.find(id);
+    if (item == by_id.end() || row.value("index", size_t(-1)) != item->second->index)
+      fail(where, ": pair ", id, " is not part of this run (other images, manifest, questions or shard?); "
+           "resume with the same inputs, or write to another file");
+    const nlohmann::json& run = row.value("run", nlohmann::json::object());
+    for (const char* field : {"model_sha256", "seed", "sampler", "max_new_tokens", "stop", "precision"})
+      if (run.value(field, nlohmann::json()) != settings[field])
+        fail(where, ": made with ", field, " ", run.value(field, nlohmann::json()).dump(), ", this run has ",
+             settings[field].dump(), "; resume with the same model and settings, or write to another file");
+    if (!done.insert(id).second) result.repeated.push_back(where + ": " + id);
+  }
+  for (const WorkItem& item : mine)
+    if (!done.count(item.id)) result.pending.push_back(item);
+  return result;
+}
+
+void run_batch(const LoadedModel& model, ThreadPool& pool, const KernelTable& kernels, const std::vector<WorkItem>& pending,
+               const BatchOptions& options, int parallel, int64_t ctx_size, const std::filesystem::path& out,
+               const std::function<void(const nlohmann::json& row)>& on_row) {
+  ResultsFile results(out, true);
+  Scheduler::Options scheduler_options;
+  scheduler_options.parallel = parallel;
+  scheduler_options.max_queue = size_t(parallel) + 8;
+  scheduler_options.n_ctx = std::min(ctx_size, model.decoder.config().max_position_embeddings);
+  scheduler_options.precision = options.manifest.precision == "exact" ? Precision::Exact : Precision::Fast;
+  Scheduler scheduler(model, pool, kernels, scheduler_options);
+  answer_pairs(model, scheduler, pending, options, [&](const nlohmann::json& row) {
+    results.append(row);
+    on_row(row);
+  });
 }
 
 }  // namespace medlab

@@ -266,4 +266,13 @@ std::vector<EnvironmentDifference> check_environment(const Environment& lock, co
   return out;
 }
 
+std::string difference_line(const EnvironmentDifference& d) {
+  const auto shown = [](const std::string& value) -> std::string {
+    if (value.empty()) return "(none)";
+    return value.find(' ') == std::string::npos ? value : "\"" + value + "\"";
+  };
+  return d.field + ": lock " + shown(d.locked) + ", here " + shown(d.here) + " (" +
+         (d.changes_results ? "can change results" : "informational") + "): " + d.advice;
+}
+
 }  // namespace medlab

@@ -46,4 +46,7 @@ struct EnvironmentDifference {
 // Every field where this machine (`here`) differs from the lock, in environment_json's order.
 std::vector<EnvironmentDifference> check_environment(const Environment& lock, const Environment& here);
 
+// "kernels.isa: lock avx512, here avx2 (can change results): <advice>"
+std::string difference_line(const EnvironmentDifference& difference);
+
 }  // namespace medlab

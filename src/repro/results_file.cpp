@@ -39,6 +39,19 @@ ResultRows read_result_rows(const std::filesystem::path& path) {
   return out;
 }
 
+void write_text_file(const std::filesystem::path& path, std::string_view text) {
+  const std::filesystem::path temporary = path.string() + ".part";
+  {
+    std::ofstream out(temporary, std::ios::binary);
+    out.write(text.data(), std::streamsize(text.size()));
+    out.close();
+    if (!out) fail(path.string(), ": cannot write");
+  }
+  std::error_code ec;
+  std::filesystem::rename(temporary, path, ec);
+  if (ec) fail(path.string(), ": cannot write: ", ec.message());
+}
+
 ResultsFile::ResultsFile(const std::filesystem::path& path, bool drop_torn_tail) : path_(path) {
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0) fail(path.string(), ": cannot open for writing: ", std::strerror(errno));

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -19,6 +20,10 @@ struct ResultRows {
 // Reads every complete row. A malformed line before the last is an error naming the file and line: the
 // file is not ours, or was edited, and resuming into it could mix runs.
 ResultRows read_result_rows(const std::filesystem::path& path);
+
+// Writes `text` as the whole of `path` (a report, a manifest): beside it first, then renamed over it, so a
+// crash never leaves half a file. Fails naming the file.
+void write_text_file(const std::filesystem::path& path, std::string_view text);
 
 class ResultsFile {
  public:

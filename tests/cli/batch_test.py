@@ -115,20 +115,39 @@ check(not any("notes.txt" in r["file"] or ".cache" in r["file"] for r in referen
 check("1 files" in result.stderr and "not images by name" in result.stderr, "the skipped file is reported")
 print("reference run: %d rows in %.1f s" % (len(reference), reference_seconds))
 
-# Crash safety: SIGKILL at random points, --resume each time.
+# Crash safety: SIGKILL at random points, --resume each time. The first kill lands while the model loads; the
+# others once a randomly chosen number of further rows is on disk, so each one interrupts work in flight.
 crash_out = os.path.join(work, "crash.jsonl")
 rng = random.Random(20261123)
+
+
+def rows_on_disk():
+    if not os.path.exists(crash_out):
+        return 0
+    with open(crash_out) as f:
+        return f.read().count("\n")
+
+
 kills, rows_between = 0, []
 for attempt in range(6):
+    done = rows_on_disk()
+    if done >= len(reference) - 1:
+        break
+    target = done + rng.randint(1, max(1, (len(reference) - done) // 3))
     command = [args.medlab, "batch", "--model", model, "--images", images, "--questions", questions,
                "--out", crash_out, "--resume", "--parallel", "2"] + SAMPLING
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(rng.uniform(0.3, max(0.6, reference_seconds * 0.8)))
+    deadline = time.monotonic() + 120
+    if attempt == 0:
+        time.sleep(0.1)
+    else:
+        while process.poll() is None and rows_on_disk() < target and time.monotonic() < deadline:
+            time.sleep(0.005)
     if process.poll() is None:
         process.send_signal(signal.SIGKILL)
         kills += 1
     process.wait()
-    rows_between.append(len(rows_of(crash_out)) if os.path.exists(crash_out) else 0)
+    rows_between.append(rows_on_disk())
 # A row torn in the middle of its write, as a crash inside write() would leave it.
 with open(crash_out, "a") as f:
     f.write('{"id": "film0.png#1", "answer": "half a r')

@@ -1,7 +1,10 @@
-#include "cli/model_files.h"
+#include "cli/command_support.h"
 
 #include <cstdio>
 #include <cstdlib>
+
+#include <CLI/CLI.hpp>
+#include <httplib.h>
 
 #include "formats/quantize_weights.h"
 
@@ -21,6 +24,10 @@ std::optional<std::filesystem::path> weight_hash_cache() {
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::filesystem::path(xdg) / "medlab/weight-hashes.json";
   if (const char* home = std::getenv("HOME"); home && *home) return std::filesystem::path(home) / ".cache/medlab/weight-hashes.json";
   return std::nullopt;
+}
+
+Environment this_machine() {
+  return collect_environment({{"CLI11", CLI11_VERSION}, {"cpp-httplib", CPPHTTPLIB_VERSION}});  // headers only
 }
 
 }  // namespace medlab::cli

@@ -1,5 +1,5 @@
-// What the commands share about model files: loading --model as every command does, and where file hashes
-// are remembered.
+// What several commands share: loading --model as every command does, where file hashes are remembered, and
+// this machine's environment.
 #pragma once
 
 #include <filesystem>
@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "repro/environment.h"
 #include "runtime/session.h"
 
 namespace medlab::cli {
@@ -18,5 +19,8 @@ std::unique_ptr<LoadedModel> load_cli_model(const std::string& model, const std:
 // The file where medlab remembers the SHA-256 of weight files it has read (by path, size and modification
 // time): $XDG_CACHE_HOME/medlab/weight-hashes.json, else ~/.cache/medlab/...; none without either variable.
 std::optional<std::filesystem::path> weight_hash_cache();
+
+// This machine, with the libraries of the layers above repro that only the CLI sees (CLI11, cpp-httplib).
+Environment this_machine();
 
 }  // namespace medlab::cli
