@@ -70,7 +70,7 @@ Experiment read_experiment(const std::string& path) {
     const std::string value = field<std::string>(e.raw, name, "", path);
     if (value.empty() && required) fail(path, ": field \"", name, "\" is required");
     if (value.empty()) return {};
-    return fs::path(value).is_absolute() ? fs::path(value) : here / value;
+    return (fs::path(value).is_absolute() ? fs::path(value) : here / value).lexically_normal();
   };
   e.model = path_field("model", true);
   e.mmproj = path_field("mmproj", false);
@@ -79,7 +79,7 @@ Experiment read_experiment(const std::string& path) {
   e.env_lock = path_field("env_lock", false);
   e.baseline = path_field("baseline", false);
   e.reports = path_field("reports", false);
-  if (e.reports.empty()) e.reports = here / "reports";
+  if (e.reports.empty()) e.reports = (here / "reports").lexically_normal();
   const json g = field<json>(e.raw, "generation", json::object(), path);
   e.generation.sampler.seed = field<uint64_t>(g, "seed", 0, path);
   e.generation.sampler.temperature = field<float>(g, "temperature", 0, path);
@@ -167,12 +167,14 @@ void repro(const ReproCommand& o) {
 
   ordered_json manifest = {{"experiment", e.raw}, {"experiment_file", o.experiment}};
   manifest["environment"] = check_environment_step(e);
+  std::fflush(stdout);  // the steps' lines stay in order with the progress on stderr
 
   const KernelTable& kernels = best_kernels();
   ThreadPool pool(o.threads);
   const std::unique_ptr<LoadedModel> model = load_cli_model(e.model.string(), e.mmproj.string(), "");
   const WeightHashes hashes = hash_weights(model->checkpoint);  // every byte: this is a check, not bookkeeping
   manifest["weights"] = verify_weights_step(e, *model, hashes, pool, kernels);
+  std::fflush(stdout);
 
   const std::vector<WorkItem> work = work_from_manifest(annotations, {});
   BatchOptions options;
