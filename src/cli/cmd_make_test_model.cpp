@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "cli/command_support.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "formats/test_checkpoint.h"
@@ -30,12 +31,7 @@ DType parse_dtype(const std::string& name) {
 
 void run(const Options& o) {
   namespace fs = std::filesystem;
-  std::error_code ec;
-  if (fs::exists(o.out, ec)) {
-    if (!fs::is_directory(o.out, ec)) fail("--out ", o.out, ": exists and is not a folder");
-    if (!fs::is_empty(o.out, ec) && !o.force)
-      fail("--out ", o.out, ": folder is not empty (pass --force to write into it anyway)");
-  }
+  check_output_folder(o.out, o.force);
   TestModelOptions options;
   options.preset = o.preset;
   options.seed = o.seed;

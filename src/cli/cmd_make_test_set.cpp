@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/command_support.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "imaging/synthetic_chest.h"
@@ -27,12 +28,8 @@ constexpr const char* kPrompt = "Describe the findings in this chest X-ray.";
 
 void run(const Options& o) {
   namespace fs = std::filesystem;
+  check_output_folder(o.out, o.force);
   std::error_code ec;
-  if (fs::exists(o.out, ec)) {
-    if (!fs::is_directory(o.out, ec)) fail("--out ", o.out, ": exists and is not a folder");
-    if (!fs::is_empty(o.out, ec) && !o.force)
-      fail("--out ", o.out, ": folder is not empty (pass --force to write into it anyway)");
-  }
   if (o.size < 128 || o.size > 4096) fail("--size ", o.size, ": must be 128..4096 pixels");
   const std::vector<TestCase> cases = make_test_cases(o.per_category, o.seed, o.size);
   const fs::path images = fs::path(o.out) / "images";

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <httplib.h>
 
+#include "core/error.h"
 #include "formats/quantize_weights.h"
 
 namespace medlab::cli {
@@ -24,6 +25,14 @@ std::optional<std::filesystem::path> weight_hash_cache() {
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::filesystem::path(xdg) / "medlab/weight-hashes.json";
   if (const char* home = std::getenv("HOME"); home && *home) return std::filesystem::path(home) / ".cache/medlab/weight-hashes.json";
   return std::nullopt;
+}
+
+void check_output_folder(const std::string& out, bool force) {
+  std::error_code ec;
+  if (!std::filesystem::exists(out, ec)) return;
+  if (!std::filesystem::is_directory(out, ec)) fail("--out ", out, ": exists and is not a folder");
+  if (!std::filesystem::is_empty(out, ec) && !force)
+    fail("--out ", out, ": folder is not empty (pass --force to write into it anyway)");
 }
 
 Environment this_machine() {

@@ -20,6 +20,9 @@ std::unique_ptr<LoadedModel> load_cli_model(const std::string& model, const std:
 // time): $XDG_CACHE_HOME/medlab/weight-hashes.json, else ~/.cache/medlab/...; none without either variable.
 std::optional<std::filesystem::path> weight_hash_cache();
 
+// --out for a command that writes a folder: it may not exist yet, or be empty; a folder with files only with --force.
+void check_output_folder(const std::string& out, bool force);
+
 // This machine, with the libraries of the layers above repro that only the CLI sees (CLI11, cpp-httplib).
 Environment this_machine();
 
