@@ -24,6 +24,8 @@ debian_packages=(
   libcpp-httplib-dev   # medlab serve's HTTP server (cpp-httplib 0.11.4): one small library, thread pool, chunked streaming
   chromium             # the browser the web UI test drives (playwright-core; Debian's build, no download)
   fonts-wqy-zenhei     # a CJK font, so the web UI's Chinese example questions render in that test's screenshots
+  clang libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for scripts/fuzz.sh (the fuzz targets need clang)
+  ccache               # the normal, sanitizer and fuzz builds compile the same sources: rebuilds and clones reuse objects
 )
 missing=()
 for p in "${debian_packages[@]}"; do
@@ -69,8 +71,11 @@ fi
 
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
+launcher=()
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+export CCACHE_BASEDIR=$PWD  # paths relative to the checkout, so another clone hits the same cache entries
 if [[ ! -f build/CMakeCache.txt ]]; then
-  cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >/dev/null
 fi
 cmake --build build -j "$(nproc)"
 echo "setup: built build/medlab"

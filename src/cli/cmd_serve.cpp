@@ -118,6 +118,8 @@ void register_serve(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(1, 4096));
   cmd->add_option("--max-pixels", o->server.max_pixels, "Largest image in pixels, checked from its header before decoding; larger: 413")
       ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--max-images", o->server.limits.max_images, "Most images one chat request may carry; more: 400")
+      ->capture_default_str()->check(CLI::Range(1, 256));
   cmd->add_option("--max-new-tokens-limit", o->server.limits.max_new_tokens, "Most tokens one request may ask to generate")
       ->capture_default_str()->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--time-limit-s", o->time_limit_s, "Seconds a request may take from submission; then it stops with "

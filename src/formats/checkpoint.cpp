@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -73,16 +74,6 @@ const std::string& prefix_of(const TensorLayout& layout, Part part) {
     case Part::Projector: return layout.projector;
   }
   return layout.text;
-}
-
-nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) fail(path.string(), ": cannot open");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(path.string(), ": not valid JSON: ", e.what());
-  }
 }
 
 // "google/medgemma-4b-it" -> <cache>/models--google--medgemma-4b-it/snapshots/<revision>. The revision is
@@ -169,6 +160,27 @@ std::string full_name(const TensorLayout& layout, const TensorSpec& spec) {
 
 TensorLayout published_layout(const ModelConfig& config) { return config.multimodal() ? kLayoutHf450 : kLayoutText; }
 
+std::map<std::string, std::set<std::string>> read_shard_index(std::string_view text, const std::string& where) {
+  nlohmann::json index;
+  try {
+    index = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    fail(where, ": not valid JSON: ", e.what());
+  }
+  if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+    fail(where, ": has no \"weight_map\" object");
+  std::map<std::string, std::set<std::string>> names_by_file;
+  for (const auto& [name, file] : index["weight_map"].items()) {
+    if (!file.is_string()) fail(where, ": weight_map['", name, "'] must be a file name");
+    const std::string shard = file.get<std::string>();
+    // Shards sit beside the index; a path elsewhere is refused rather than followed.
+    if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..")
+      fail(where, ": weight_map['", name, "'] names '", shard, "', which is not a file in this folder");
+    names_by_file[shard].insert(name);
+  }
+  return names_by_file;
+}
+
 Checkpoint Checkpoint::open(const std::string& model, const std::optional<fs::path>& hf_hub_cache,
                             const std::optional<fs::path>& mmproj) {
   if (model.ends_with(".gguf")) return open_gguf(model, mmproj);
@@ -190,19 +202,14 @@ Checkpoint Checkpoint::open(const std::string& model, const std::optional<fs::pa
     byte_tensors = ck.files_.back()->byte_tensors();
   } else if (fs::exists(index_path, ec)) {
     const std::string where = index_path.string();
-    const nlohmann::json index = read_json(index_path);
-    if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
-      fail(where, ": has no \"weight_map\" object");
-    std::map<std::string, std::set<std::string>> names_by_file;  // sorted by file name: shard order
-    for (const auto& [name, file] : index["weight_map"].items()) {
-      if (!file.is_string()) fail(where, ": weight_map['", name, "'] must be a file name");
-      const std::string shard = file.get<std::string>();
-      // Shards sit beside the index; a path elsewhere is refused rather than followed.
-      if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..")
-        fail(where, ": weight_map['", name, "'] names '", shard, "', which is not a file in this folder");
-      names_by_file[shard].insert(name);
-    }
-    for (const auto& [shard, names] : names_by_file) {
+    // The 27B model's index is about 90 KB; a larger one is not an index, and is not read into memory.
+    constexpr uintmax_t kMaxIndexBytes = 16u << 20;
+    if (const uintmax_t size = fs::file_size(index_path, ec); !ec && size > kMaxIndexBytes)
+      fail(where, ": ", size, " bytes, more than the ", kMaxIndexBytes >> 20, " MiB an index may have");
+    std::ifstream in(index_path, std::ios::binary);
+    if (!in) fail(where, ": cannot open");
+    const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    for (const auto& [shard, names] : read_shard_index(text, where)) {
       const fs::path shard_path = ck.dir_ / shard;
       if (!fs::exists(shard_path, ec))
         fail(shard_path.string(), ": missing, but ", where, " lists ", names.size(), " tensors in it (e.g. '",

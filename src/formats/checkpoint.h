@@ -6,7 +6,9 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/tensor.h"
@@ -36,6 +38,10 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
 std::string full_name(const TensorLayout& layout, const TensorSpec& spec);
 // The layout of the published MedGemma checkpoints (transformers 4.50), which medlab writes.
 TensorLayout published_layout(const ModelConfig& config);
+
+// model.safetensors.index.json: the tensor names each shard holds, by shard file name (so in shard order).
+// Shards must be plain file names in the model's folder. Throws Error naming `where`.
+std::map<std::string, std::set<std::string>> read_shard_index(std::string_view text, const std::string& where);
 
 class Checkpoint {
  public:

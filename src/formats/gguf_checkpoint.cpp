@@ -24,9 +24,11 @@ std::optional<int64_t> token_id(const GgufFile& f, const std::string& text) {
   return int64_t(it - tokens.begin());
 }
 
-int64_t positive(const GgufFile& f, const std::string& key, std::optional<int64_t> fallback = {}) {
+int64_t positive(const GgufFile& f, const std::string& key, std::optional<int64_t> fallback = {},
+                 int64_t max = kMaxConfigSize) {
   const int64_t v = fallback && !f.has(key) ? *fallback : f.integer(key);
   if (v <= 0) fail(f.path(), ": metadata '", key, "' must be positive, found ", v);
+  if (v > max) fail(f.path(), ": metadata '", key, "' must be at most ", max, ", found ", v);
   return v;
 }
 
@@ -40,7 +42,7 @@ TextConfig text_config(const GgufFile& f, int64_t vocab_rows) {
   t.vocab_size = vocab_rows;
   t.hidden_size = positive(f, "gemma3.embedding_length");
   t.intermediate_size = positive(f, "gemma3.feed_forward_length");
-  t.num_hidden_layers = positive(f, "gemma3.block_count");
+  t.num_hidden_layers = positive(f, "gemma3.block_count", {}, kMaxConfigLayers);
   t.num_attention_heads = positive(f, "gemma3.attention.head_count");
   t.num_key_value_heads = positive(f, "gemma3.attention.head_count_kv", t.num_attention_heads);
   t.head_dim = positive(f, "gemma3.attention.key_length", t.hidden_size / t.num_attention_heads);
@@ -92,11 +94,11 @@ VisionConfig vision_config(const GgufFile& f, const TextConfig& text, int64_t& t
   if (!f.boolean("clip.use_gelu", false))
     fail(f.path(), ": clip.use_gelu is not true (SigLIP's tanh GELU); quick GELU is not supported");
   VisionConfig v;
-  v.image_size = positive(f, "clip.vision.image_size");
-  v.patch_size = positive(f, "clip.vision.patch_size");
+  v.image_size = positive(f, "clip.vision.image_size", {}, kMaxConfigImageSide);
+  v.patch_size = positive(f, "clip.vision.patch_size", {}, kMaxConfigImageSide);
   v.hidden_size = positive(f, "clip.vision.embedding_length");
   v.intermediate_size = positive(f, "clip.vision.feed_forward_length");
-  v.num_hidden_layers = positive(f, "clip.vision.block_count");
+  v.num_hidden_layers = positive(f, "clip.vision.block_count", {}, kMaxConfigLayers);
   v.num_attention_heads = positive(f, "clip.vision.attention.head_count");
   v.layer_norm_eps = f.number("clip.vision.attention.layer_norm_epsilon");
   if (v.image_size % v.patch_size != 0 || v.hidden_size % v.num_attention_heads != 0)

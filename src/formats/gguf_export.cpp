@@ -27,7 +27,7 @@ json read_json_file(const fs::path& path) {
   if (!in) fail(path.string(), ": cannot open");
   try {
     return json::parse(in);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     fail(path.string(), ": not valid JSON: ", e.what());
   }
 }

@@ -36,6 +36,11 @@ size_t scalar_bytes(uint32_t t) {
 
 constexpr uint32_t kMaxDims = 4;   // GGML_MAX_DIMS
 constexpr uint64_t kMaxName = 63;  // ggml keeps tensor names in 64-byte buffers
+constexpr uint64_t kMaxKey = 65535;  // the GGUF spec's longest key
+// Far above any Gemma 3 file (under 1000 tensors, a 262144-token vocabulary), and low enough that a
+// hostile count cannot make the reader reserve more than a few tens of MiB before the bytes run out.
+constexpr uint64_t kMaxTensors = 1 << 16;
+constexpr uint64_t kMaxArrayElements = 1 << 20;
 
 // The ggml types medlab computes with, by ggml code.
 std::optional<DType> dtype_of(uint32_t code) {
@@ -69,9 +74,10 @@ class Cursor {
     return v;
   }
 
-  std::string string(const std::string& what) {
+  std::string string(const std::string& what, uint64_t max_length = UINT64_MAX) {
     const auto n = read<uint64_t>(what + " length");
     if (n > left()) fail(path_, ": ", what, ": length ", n, " runs past the end of the file (", left(), " bytes left)");
+    if (n > max_length) fail(path_, ": ", what, ": length ", n, " exceeds the limit of ", max_length, " bytes");
     std::string s(reinterpret_cast<const char*>(data_ + pos_), size_t(n));
     pos_ += n;
     return s;
@@ -151,6 +157,8 @@ GgufValue read_value(Cursor& c, uint32_t type, const std::string& what, const st
   if (count > c.left() / min_bytes)
     fail(path, ": ", what, ": ", count, " elements of ", value_type_name(et), " cannot fit in the ", c.left(),
          " bytes left in the file");
+  if (count > kMaxArrayElements)
+    fail(path, ": ", what, ": ", count, " elements exceed the limit of ", kMaxArrayElements);
   const std::string element = what + " element";
   if (et == kString) {
     v.strings.reserve(size_t(count));
@@ -196,9 +204,10 @@ GgufFile::GgufFile(const std::string& path) : file_(path) {
   // info at least 33 (length, a 1-byte name, dims count, one dim, type, offset).
   if (n_kv > c.left() / 13) fail(where, ": metadata count ", n_kv, " is more than the file can hold");
   if (n_tensors > c.left() / 33) fail(where, ": tensor count ", n_tensors, " is more than the file can hold");
+  if (n_tensors > kMaxTensors) fail(where, ": tensor count ", n_tensors, " exceeds the limit of ", kMaxTensors);
 
   for (uint64_t i = 0; i < n_kv; ++i) {
-    const std::string key = c.string("metadata key " + std::to_string(i));
+    const std::string key = c.string("metadata key " + std::to_string(i), kMaxKey);
     if (key.empty()) fail(where, ": metadata key ", i, " is empty");
     const auto type = c.read<uint32_t>("type of '" + key + "'");
     GgufValue v = read_value(c, type, "metadata '" + key + "'", where);
@@ -215,7 +224,7 @@ GgufFile::GgufFile(const std::string& path) : file_(path) {
   tensors_.reserve(size_t(n_tensors));
   for (uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensor t;
-    t.name = c.string("tensor " + std::to_string(i) + " name");
+    t.name = c.string("tensor " + std::to_string(i) + " name", kMaxName);
     const std::string at = where + ": tensor '" + t.name + "'";
     if (t.name.empty() || t.name.size() > kMaxName) fail(at, ": names must be 1 to ", kMaxName, " bytes");
     const auto n_dims = c.read<uint32_t>(t.name + " dimension count");

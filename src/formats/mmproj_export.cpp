@@ -30,7 +30,7 @@ Normalisation read_normalisation(const fs::path& dir) {
   nlohmann::json config;
   try {
     config = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
     fail(where, ": not valid JSON: ", e.what());
   }
   const auto read = [&](const char* key, std::array<float, 3>& out) {

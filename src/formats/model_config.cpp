@@ -1,6 +1,7 @@
 #include "formats/model_config.h"
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -49,9 +50,10 @@ class Fields {
     bad(key, "must be an integer, found " + describe(v));
   }
 
-  int64_t positive(const char* key, std::optional<int64_t> fallback = {}) const {
+  int64_t positive(const char* key, std::optional<int64_t> fallback = {}, int64_t max = kMaxConfigSize) const {
     const int64_t v = integer(key, fallback);
     if (v <= 0) bad(key, "must be positive, found " + std::to_string(v));
+    if (v > max) bad(key, "must be at most " + std::to_string(max) + ", found " + std::to_string(v));
     return v;
   }
 
@@ -190,7 +192,7 @@ TextConfig parse_text(const Fields& f) {
   t.vocab_size = f.positive("vocab_size", 262208);
   t.hidden_size = f.positive("hidden_size", 2304);
   t.intermediate_size = f.positive("intermediate_size", 9216);
-  t.num_hidden_layers = f.positive("num_hidden_layers", 26);
+  t.num_hidden_layers = f.positive("num_hidden_layers", 26, kMaxConfigLayers);
   t.num_attention_heads = f.positive("num_attention_heads", 8);
   t.num_key_value_heads = f.positive("num_key_value_heads", 4);
   t.head_dim = f.positive("head_dim", 256);
@@ -225,11 +227,11 @@ VisionConfig parse_vision(const Fields& f) {
   // Defaults are SiglipVisionConfig's.
   v.hidden_size = f.positive("hidden_size", 768);
   v.intermediate_size = f.positive("intermediate_size", 3072);
-  v.num_hidden_layers = f.positive("num_hidden_layers", 12);
+  v.num_hidden_layers = f.positive("num_hidden_layers", 12, kMaxConfigLayers);
   v.num_attention_heads = f.positive("num_attention_heads", 12);
   v.num_channels = f.positive("num_channels", 3);
-  v.image_size = f.positive("image_size", 224);
-  v.patch_size = f.positive("patch_size", 16);
+  v.image_size = f.positive("image_size", 224, kMaxConfigImageSide);
+  v.patch_size = f.positive("patch_size", 16, kMaxConfigImageSide);
   v.layer_norm_eps = f.positive_number("layer_norm_eps", 1e-6);
   if (v.hidden_size % v.num_attention_heads != 0)
     f.bad("hidden_size", "(" + std::to_string(v.hidden_size) + ") must be a multiple of num_attention_heads (" +
@@ -312,10 +314,13 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
 ModelConfig load_model_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) fail(path, ": cannot open");
+  std::error_code ec;
+  if (const uintmax_t size = std::filesystem::file_size(path, ec); !ec && size > kMaxConfigFileBytes)
+    fail(path, ": ", size, " bytes, more than the ", kMaxConfigFileBytes >> 20, " MiB a config.json may have");
   json j;
   try {
     j = json::parse(in);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     fail(path, ": not valid JSON: ", e.what());
   }
   return parse_model_config(j, path);

@@ -56,6 +56,14 @@ struct ModelConfig {
   bool multimodal() const { return vision.has_value(); }
 };
 
+// Upper bounds on what a config may declare: far above any Gemma 3 (the 27B has 62 layers, width 5376,
+// a 262208-token vocabulary, 131072 positions), low enough that a hostile config.json or GGUF header
+// cannot make medlab allocate or loop on its numbers before the tensors are checked against them.
+inline constexpr int64_t kMaxConfigLayers = 1024;
+inline constexpr int64_t kMaxConfigSize = int64_t(1) << 24;       // widths, head counts and sizes, vocabulary, positions
+inline constexpr int64_t kMaxConfigImageSide = int64_t(1) << 14;  // vision image_size and patch_size, in pixels
+inline constexpr uint64_t kMaxConfigFileBytes = 4u << 20;         // config.json; the published ones are ~2 KB
+
 // Parses and validates config.json; `source` (the file's path) prefixes every error message.
 ModelConfig parse_model_config(const nlohmann::json& json, const std::string& source);
 ModelConfig load_model_config(const std::string& path);

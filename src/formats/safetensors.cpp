@@ -14,8 +14,15 @@ namespace {
 
 using nlohmann::json;
 
-// A header larger than this is corrupt, not big: the 27B model's header is well under 1 MB.
-constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+// Limits far above any Gemma 3 checkpoint (the 27B's headers are under 1 MB, a 4-bit one has a few
+// thousand tensors) that keep a hostile header from costing more memory than a few times its size.
+constexpr uint64_t kMaxHeaderBytes = 16ull << 20;
+constexpr size_t kMaxTensors = 1 << 16;
+constexpr size_t kMaxMetadataValue = 1 << 20;  // PyTorch writes {"format": "pt"}
+// Shapes and offset pairs are the only arrays and lie three levels deep; longer or deeper ones are
+// refused while parsing, before the JSON library builds a vector of millions of values.
+constexpr size_t kMaxArrayItems = 64;
+constexpr size_t kMaxDepth = 8;
 
 std::optional<DType> parse_dtype(const std::string& name) {
   if (name == "F32") return DType::F32;
@@ -55,6 +62,45 @@ struct Range {
   const std::string* name;
 };
 
+// Refuses arrays and nesting beyond the limits in one pass over the text, before the JSON library
+// builds anything (its callback parser rescans an object per member closed: quadratic). Malformed text
+// is left to the parser to report.
+void check_header_shape(const char* text, uint64_t length, const std::string& path) {
+  struct Open {
+    bool array;
+    size_t items;
+  };
+  std::vector<Open> open;
+  bool in_string = false;
+  for (uint64_t i = 0; i < length; ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (open.size() == kMaxDepth) fail(path, ": header nests deeper than ", kMaxDepth, " levels");
+      open.push_back({c == '[', 1});
+    } else if ((c == ']' || c == '}') && !open.empty()) {
+      open.pop_back();
+    } else if (c == ',' && !open.empty() && open.back().array && ++open.back().items > kMaxArrayItems) {
+      fail(path, ": header has an array of more than ", kMaxArrayItems, " items; shapes and offsets are shorter");
+    }
+  }
+}
+
+json parse_header(const char* text, uint64_t length, const std::string& path) {
+  check_header_shape(text, length, path);
+  try {
+    return json::parse(text, text + length);
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number that overflows
+    fail(path, ": header is not valid JSON: ", e.what());
+  }
+}
+
 }  // namespace
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
@@ -63,25 +109,26 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
   const uint64_t header_len = read_u64_le(file_.data());
   if (header_len > size - 8)
     fail(path, ": header length ", header_len, " runs past the end of the file (", size, " bytes); truncated?");
-  if (header_len > kMaxHeaderBytes) fail(path, ": header length ", header_len, " exceeds the 100 MB limit");
+  if (header_len > kMaxHeaderBytes) fail(path, ": header length ", header_len, " exceeds the 16 MiB limit");
 
-  json header;
-  try {
-    const auto* text = reinterpret_cast<const char*>(file_.data() + 8);
-    header = json::parse(text, text + header_len);
-  } catch (const json::parse_error& e) {
-    fail(path, ": header is not valid JSON: ", e.what());
-  }
+  const json header = parse_header(reinterpret_cast<const char*>(file_.data() + 8), header_len, path);
   if (!header.is_object()) fail(path, ": header must be a JSON object, found ", compact(header));
+  if (header.size() > kMaxTensors + 1)
+    fail(path, ": header lists ", header.size(), " entries, more than the limit of ", kMaxTensors, " tensors");
 
   const uint64_t data_size = size - 8 - header_len;
   const uint8_t* data = file_.data() + 8 + header_len;
   std::vector<Range> ranges;
-  for (const auto& [name, entry] : header.items()) {
+  for (const auto& item : header.items()) {
+    const std::string& name = item.key();  // not a structured binding: clang 14 cannot capture those
+    const auto& entry = item.value();
     if (name == "__metadata__") {
       if (!entry.is_object()) fail(path, ": __metadata__ must be an object of strings");
       for (const auto& [key, value] : entry.items()) {
         if (!value.is_string()) fail(path, ": __metadata__.", key, " must be a string, found ", compact(value));
+        if (value.get_ref<const std::string&>().size() > kMaxMetadataValue)
+          fail(path, ": __metadata__.", key, " is ", value.get_ref<const std::string&>().size(),
+               " bytes, over the 1 MiB limit");
         metadata_[key] = value.get<std::string>();
       }
       continue;

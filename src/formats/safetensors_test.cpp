@@ -135,13 +135,13 @@ TEST_F(BadSafetensors, AbsurdHeaderLength) {
   bytes[7] = char(0x7f);
   expect_error(bytes, {"header length", "past the end"});
 
-  // A header length inside the file but over the cap: a sparse 101 MB file costs no disk.
+  // A header length inside the file but over the cap: a sparse 17 MiB file costs no disk.
   bytes = raw_file("{}", 0);
-  const uint64_t length = 101ull << 20;
+  const uint64_t length = 17ull << 20;
   for (int i = 0; i < 8; ++i) bytes[size_t(i)] = char((length >> (8 * i)) & 0xff);
   write_file(path_, bytes);
   std::filesystem::resize_file(path_, 8 + length);
-  EXPECT_ERROR_MENTIONS(SafetensorsFile{path_}, path_, "exceeds the 100 MB limit");
+  EXPECT_ERROR_MENTIONS(SafetensorsFile{path_}, path_, "exceeds the 16 MiB limit");
 }
 
 TEST_F(BadSafetensors, TruncatedData) {

@@ -343,10 +343,14 @@ std::optional<std::pair<uint32_t, uint32_t>> image_dimensions(std::span<const ui
       return std::pair{be16(16) << 16 | be16(18), be16(20) << 16 | be16(22)};
     case ImageFormat::Jpeg:  // the first start-of-frame segment (SOF0..SOF15 less DHT, JPG and DAC)
       for (size_t at = 2; at + 9 <= bytes.size();) {
-        if (bytes[at] != 0xff) return std::nullopt;
         const uint8_t marker = bytes[at + 1];
-        if (marker == 0xff) {  // fill byte
+        // As libjpeg: stray bytes, fill bytes and FF 00 are skipped; TEM and RSTn stand alone (no length).
+        if (bytes[at] != 0xff || marker == 0xff || marker == 0x00) {
           ++at;
+          continue;
+        }
+        if (marker == 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+          at += 2;
           continue;
         }
         if (marker >= 0xc0 && marker <= 0xcf && marker != 0xc4 && marker != 0xc8 && marker != 0xcc)

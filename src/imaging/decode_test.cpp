@@ -234,6 +234,12 @@ TEST(Decode, DimensionsFromTheHeaderAlone) {
   EXPECT_EQ(image_dimensions(huge), Size({50000, 40000}));  // no pixel data needed
   EXPECT_EQ(image_dimensions(Bytes{0xff, 0xd8, 0xff, 0xe0, 0x00}), std::nullopt);  // truncated before a frame header
   EXPECT_EQ(image_dimensions(Bytes{'h', 'e', 'l', 'l', 'o'}), std::nullopt);
+  // Found by fuzzing: libjpeg skips stray bytes between segments, so the header scan must too.
+  Bytes stray = jpeg(red_blue(33, 17), false);
+  const size_t after_app0 = 4 + (size_t(stray[4]) << 8 | stray[5]);
+  stray.insert(stray.begin() + ptrdiff_t(after_app0), {0x12, 0xff, 0x00, 0x34});
+  EXPECT_EQ(decode_image(stray, {}, "stray.jpg").width, 33);
+  EXPECT_EQ(image_dimensions(stray), Size({33, 17}));
 }
 
 TEST(Decode, RefusesAZeroSizedPng) {

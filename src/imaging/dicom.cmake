@@ -2,11 +2,13 @@
 # the rendered images.
 find_package(DCMTK REQUIRED)
 find_package(PNG REQUIRED)
+find_package(ZLIB REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(OPENJPEG REQUIRED IMPORTED_TARGET libopenjp2)
 
 add_library(medlab_dicom STATIC
   ${CMAKE_CURRENT_LIST_DIR}/dicom_file.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/dicom_nesting.cpp
   ${CMAKE_CURRENT_LIST_DIR}/dicom_decode.cpp
   ${CMAKE_CURRENT_LIST_DIR}/dicom_jpeg2000.cpp
   ${CMAKE_CURRENT_LIST_DIR}/dicom_render.cpp
@@ -21,7 +23,7 @@ else()
   set(MEDLAB_DCMTK_LIBS ${DCMTK_LIBRARIES})
   target_include_directories(medlab_dicom SYSTEM PRIVATE ${DCMTK_INCLUDE_DIRS})
 endif()
-target_link_libraries(medlab_dicom PUBLIC medlab_core PRIVATE ${MEDLAB_DCMTK_LIBS} PkgConfig::OPENJPEG PNG::PNG)
+target_link_libraries(medlab_dicom PUBLIC medlab_core PRIVATE ${MEDLAB_DCMTK_LIBS} PkgConfig::OPENJPEG PNG::PNG ZLIB::ZLIB)
 
 # Synthetic DICOM files written through DCMTK's encoders: shared by the unit tests and the benchmark.
 add_library(medlab_dicom_testing STATIC EXCLUDE_FROM_ALL ${CMAKE_CURRENT_LIST_DIR}/dicom_test_files.cpp)

@@ -19,6 +19,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "imaging/dicom_internal.h"
 
 namespace medlab::dicom {
@@ -266,11 +267,11 @@ void read_image_attributes(DcmItem& dataset, DicomHeader& h) {
   if (has_shared || has_per_frame) {
     FrameTransforms common = h.transforms;
     if (has_shared) read_functional_group(*shared, h.file_name, h.is_signed, common);
-    h.per_frame.assign(h.frames, common);
-    if (has_per_frame) {
-      const unsigned long n = std::min<unsigned long>(per_frame->card(), h.frames);
-      for (unsigned long f = 0; f < n; ++f) read_functional_group(*per_frame->getItem(f), h.file_name, h.is_signed, h.per_frame[f]);
-    }
+    // One entry per item the file holds, then the shared one for the frames after them: sized by the
+    // items present, never by Number of Frames, which a two-line header can set to 2^31 - 1.
+    const unsigned long n = has_per_frame ? std::min<unsigned long>(per_frame->card(), h.frames) : 0;
+    h.per_frame.assign(n + 1, common);
+    for (unsigned long f = 0; f < n; ++f) read_functional_group(*per_frame->getItem(f), h.file_name, h.is_signed, h.per_frame[f]);
   }
 }
 
@@ -337,6 +338,10 @@ LoadedFile load_file(const std::string& path, bool header_only) {
     in.read(magic, sizeof magic);
     h.has_meta_header = in.gcount() == 132 && std::memcmp(magic + 128, "DICM", 4) == 0;
   }
+  {
+    const MappedFile mapped(path);
+    check_nesting({mapped.data(), mapped.size()}, h.file_name);
+  }
   loaded.file = std::make_unique<DcmFileFormat>();
   // Values over 4 KiB (the pixel data) stay in the file until asked for: sizes are checked first.
   const OFCondition status = header_only
@@ -352,6 +357,7 @@ LoadedFile load_buffer(std::span<const uint8_t> bytes, const std::string& name, 
   DicomHeader& h = loaded.header;
   h.file_name = name;
   h.has_meta_header = bytes.size() >= 132 && std::memcmp(bytes.data() + 128, "DICM", 4) == 0;
+  check_nesting(bytes, name);
   loaded.file = std::make_unique<DcmFileFormat>();
   DcmInputBufferStream stream;
   stream.setBuffer(bytes.data(), offile_off_t(bytes.size()));
@@ -372,7 +378,7 @@ DicomHeader read_dicom_header(std::span<const uint8_t> bytes, const std::string&
 
 const FrameTransforms& DicomHeader::frame_transforms(uint32_t frame) const {
   if (frame >= frames) fail(file_name, ": frame ", frame + 1, " of ", frames, " does not exist");
-  return per_frame.empty() ? transforms : per_frame[frame];
+  return per_frame.empty() ? transforms : per_frame[std::min<size_t>(frame, per_frame.size() - 1)];
 }
 
 size_t DicomImage::samples_per_frame() const { return size_t(header.rows) * header.columns * header.samples_per_pixel; }

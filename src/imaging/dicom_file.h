@@ -74,7 +74,9 @@ struct DicomHeader {
   bool is_signed = false;
   int planar_configuration = 0;  // as encoded; decoded pixels are always interleaved
   FrameTransforms transforms;    // the top-level ones
-  std::vector<FrameTransforms> per_frame;  // from functional groups, one per frame; empty if none
+  // From functional groups: one per per-frame item, then the shared groups' for any frames after those;
+  // empty if none. frame_transforms() picks a frame's.
+  std::vector<FrameTransforms> per_frame;
   std::array<std::optional<Lut>, 3> palette;  // PALETTE COLOR red, green, blue
   Geometry geometry;
   std::string series_uid;  // for grouping slices only; never shown

@@ -32,6 +32,9 @@ class Attributes {
   std::string file_;
 };
 
+// Refuses sequences nested deeper than any real object before DCMTK, which recurses per level, reads them.
+void check_nesting(std::span<const uint8_t> bytes, const std::string& name);
+
 struct LoadedFile {
   std::unique_ptr<DcmFileFormat> file;
   E_TransferSyntax xfer = EXS_Unknown;

@@ -113,7 +113,8 @@ Rendered render_grey(const DicomImage& image, const WindowSpec& spec, uint32_t f
     voi = [c, w, f](double x) { return to_byte(voi_fraction(x, c, w, f)); };
   };
   const auto full_range = [&] {
-    const auto [lo, hi] = modality_range(stored, modality);
+    const auto range = modality_range(stored, modality);
+    const double lo = range.first, hi = range.second;  // clang 14 cannot capture a structured binding
     voi = [lo, hi](double x) { return hi > lo ? to_byte((x - lo) / (hi - lo)) : uint8_t(0); };
     out.description = "full range " + number(lo) + ".." + number(hi);
   };

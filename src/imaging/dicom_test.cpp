@@ -4,6 +4,7 @@
 #include <dcmtk/dcmdata/dcdatset.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -146,6 +147,72 @@ TEST(DicomRender, FunctionalGroupsGiveEachFrameItsTransforms) {
   // Frame 1: window 10..30 -> 10 is 0, 30 is 255; frame 2: window -5..15 -> 10 is 0.75 (191), 30 saturates.
   EXPECT_EQ(render(dicom, parse_window("file"), 0).pixels, (std::vector<uint8_t>{0, 255}));
   EXPECT_EQ(render(dicom, parse_window("file"), 1).pixels, (std::vector<uint8_t>{191, 255}));
+}
+
+TEST(DicomFile, HugeFrameCountWithFunctionalGroupsAllocatesByItems) {
+  // Number of Frames 2^31 - 1 beside a shared functional group: the header must not hold a copy of the
+  // group per declared frame (hundreds of GB), and reading the pixels is refused by their size.
+  TestImage image;
+  image.pixels.assign(16, 7);
+  image.extra = [](DcmDataset& d) {
+    DcmItem* shared = nullptr;
+    DcmItem* macro = nullptr;
+    d.findOrCreateSequenceItem(DCM_SharedFunctionalGroupsSequence, shared, -2);
+    shared->findOrCreateSequenceItem(DCM_PixelValueTransformationSequence, macro, -2);
+    macro->putAndInsertString(DCM_RescaleSlope, "2");
+    d.putAndInsertString(DCM_NumberOfFrames, "2147483647");
+  };
+  const TempFolder dir("frames");
+  const std::string path = dir.path() + "/frames.dcm";
+  write_test_dicom(path, image);
+  const DicomHeader h = read_dicom_header(path);
+  EXPECT_EQ(h.frames, 2147483647u);
+  EXPECT_LE(h.per_frame.size(), 1u);
+  ASSERT_TRUE(h.frame_transforms(2147483646).rescale);
+  EXPECT_EQ(h.frame_transforms(2147483646).rescale->slope, 2.0);
+  EXPECT_THROW(read_dicom(path), Error);
+}
+
+TEST(DicomFile, DeeplyNestedSequencesAreRefusedBeforeParsing) {
+  // 20000 sequences of one undefined-length item each, 640 KB, in implicit VR: DCMTK's recursive reader
+  // overflows an 8 MB stack at about 5000.
+  const auto tag = [](uint16_t group, uint16_t element, uint32_t length) {
+    std::string s(8, '\0');
+    const uint8_t b[8] = {uint8_t(group), uint8_t(group >> 8), uint8_t(element), uint8_t(element >> 8),
+                          uint8_t(length), uint8_t(length >> 8), uint8_t(length >> 16), uint8_t(length >> 24)};
+    std::memcpy(s.data(), b, 8);
+    return s;
+  };
+  std::string bytes = tag(0x0008, 0x0060, 2) + "CT";
+  for (int i = 0; i < 20000; ++i) bytes += tag(0x0008, 0x1115, 0xffffffff) + tag(0xfffe, 0xe000, 0xffffffff);
+  for (int i = 0; i < 20000; ++i) bytes += tag(0xfffe, 0xe00d, 0) + tag(0xfffe, 0xe0dd, 0);
+  const std::span<const uint8_t> span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  const std::string message = error_of([&] { read_dicom_header(span, "upload.dcm"); });
+  EXPECT_NE(message.find("upload.dcm: sequences nest more than 64 deep"), std::string::npos) << message;
+  const TempFolder dir("nested");
+  const std::string path = dir.path() + "/nested.dcm";
+  std::ofstream(path, std::ios::binary) << bytes;
+  EXPECT_NE(error_of([&] { read_dicom_header(path); }).find("nest more than 64"), std::string::npos);
+}
+
+TEST(DicomFile, ValuesLongerThanTheUploadAreRefusedBeforeDcmtkAllocatesThem) {
+  // Found by fuzzing: DCMTK sizes a value's buffer from its claimed length, 4 GB for a few hundred bytes.
+  const auto element = [](uint16_t group, uint16_t number, uint32_t length) {
+    const uint8_t b[8] = {uint8_t(group), uint8_t(group >> 8), uint8_t(number), uint8_t(number >> 8),
+                          uint8_t(length), uint8_t(length >> 8), uint8_t(length >> 16), uint8_t(length >> 24)};
+    return std::string(reinterpret_cast<const char*>(b), 8);
+  };
+  const std::string value = element(0x0008, 0x0060, 2) + "CT" + element(0x0010, 0x4000, 0xfffffff0) + "text";
+  std::span<const uint8_t> span(reinterpret_cast<const uint8_t*>(value.data()), value.size());
+  std::string message = error_of([&] { read_dicom(span, "upload.dcm"); });
+  EXPECT_NE(message.find("upload.dcm: element (0010,4000) claims 4294967280 bytes but only 4 remain"), std::string::npos)
+      << message;
+  // An encapsulated fragment (an item) that claims the same.
+  const std::string fragment = element(0x0008, 0x0060, 2) + "CT" + element(0x7fe0, 0x0010, 0xffffffff) +
+                               element(0xfffe, 0xe000, 0) + element(0xfffe, 0xe000, 0xfffffff0) + "pixels";
+  span = {reinterpret_cast<const uint8_t*>(fragment.data()), fragment.size()};
+  message = error_of([&] { read_dicom(span, "upload.dcm"); });
+  EXPECT_NE(message.find("upload.dcm: an item claims 4294967280 bytes but only 6 remain"), std::string::npos) << message;
 }
 
 TEST(DicomRender, CtRgbMatchesTheNotebooksBytes) {

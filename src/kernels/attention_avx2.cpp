@@ -15,6 +15,9 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#ifdef __clang__  // clang ignores GCC target pragmas; this is its way to say the same
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#endif
 
 namespace medlab {
 namespace {
@@ -260,6 +263,9 @@ void attention_avx2_impl(const AttentionRows& rows, const KvHead& kv, const Atte
 
 }  // namespace
 
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 
 AttentionFn attention_avx2() {

@@ -16,6 +16,9 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#ifdef __clang__  // clang ignores GCC target pragmas; this is its way to say the same
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#endif
 
 #include "kernels/blocked_matmul.h"  // inside the target region: its loops are compiled for this ISA
 
@@ -112,6 +115,9 @@ struct Tile {
 
 }  // namespace
 
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 
 const KernelTable* avx2_kernels() {

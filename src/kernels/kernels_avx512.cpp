@@ -12,6 +12,9 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,fma,f16c")
+#ifdef __clang__  // clang ignores GCC target pragmas; this is its way to say the same
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c"))), apply_to = function)
+#endif
 
 #include "kernels/blocked_matmul.h"  // inside the target region: its loops are compiled for this ISA
 
@@ -110,6 +113,9 @@ struct Tile {
 
 }  // namespace
 
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options
 
 const KernelTable* avx512_kernels() {

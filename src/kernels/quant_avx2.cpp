@@ -19,6 +19,9 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#ifdef __clang__  // clang ignores GCC target pragmas; this is its way to say the same
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#endif
 
 namespace medlab {
 namespace {
@@ -599,4 +602,7 @@ void quant_matmul_rows_avx2(const void* xq, int64_t m, const WeightMatrix& w, in
 
 }  // namespace medlab
 
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
 #pragma GCC pop_options

@@ -218,8 +218,8 @@ Environment read_environment_lock(const std::string& path) {
   Json j;
   try {
     j = Json::parse(text.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(path, ": not valid JSON (at byte ", e.byte, ")");
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, ": not valid JSON: ", e.what());
   }
   return environment_from_json(j, path);
 }

@@ -19,6 +19,7 @@ namespace medlab::server {
 // What the server allows a request to ask for.
 struct RequestLimits {
   int64_t max_new_tokens = 2048;
+  size_t max_images = 16;  // per chat request: each is decoded and kept as model input before the context is checked
 };
 
 // An uploaded image and how to show it to the model.

@@ -17,7 +17,7 @@ std::string trim(const std::string& s) {
 // A message's content as the Gemma 3 template writes it: a string as is, or its parts in order, each text
 // trimmed and each image becoming "<start_of_image>".
 std::string message_content(const nlohmann::json& content, const std::string& path, bool images_allowed,
-                            std::vector<ImageSpec>& images) {
+                            size_t max_images, std::vector<ImageSpec>& images) {
   if (content.is_string()) return content.get<std::string>();
   if (!content.is_array()) bad_request(path, path, ": expected a string or an array of content parts");
   std::string out;
@@ -30,6 +30,8 @@ std::string message_content(const nlohmann::json& content, const std::string& pa
       out += trim(string_field(part, "text", where + ".", std::nullopt));
     } else if (type == "image_url") {
       if (!images_allowed) bad_request(where, where, ": images belong in user messages");
+      if (images.size() == max_images)
+        bad_request(where, where, ": more than ", max_images, " images in one request (the server's --max-images)");
       const nlohmann::json* url = find_field(part, "image_url");
       if (!url) bad_request(where + ".image_url", where, ".image_url: required");
       const std::string field = where + ".image_url.url";
@@ -66,7 +68,7 @@ ChatRequest parse_chat(std::string_view body_text, const RequestLimits& limits) 
     const nlohmann::json* content = find_field(m, "content");
     if (!content) bad_request(path + ".content", path, ".content: required");
     // OpenAI's newer "developer" role is its system message under another name.
-    r.messages.push_back({role == "developer" ? "system" : role, message_content(*content, path + ".content", role == "user", r.images)});
+    r.messages.push_back({role == "developer" ? "system" : role, message_content(*content, path + ".content", role == "user", limits.max_images, r.images)});
   }
   try {
     chat_prompt_text(r);  // the template's own checks: roles alternating after an optional system message

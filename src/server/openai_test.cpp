@@ -73,6 +73,22 @@ TEST(ChatRequest, RefusalsNameTheField) {
   }
 }
 
+TEST(ChatRequest, ImagesPerRequestAreLimited) {
+  const std::string image = R"({"type": "image_url", "image_url": {"url": "data:image/png;base64,Zm9v"}})";
+  std::string parts = image;
+  for (int i = 1; i < 3; ++i) parts += "," + image;
+  const std::string body = R"({"messages": [{"role": "user", "content": [)" + parts + "]}]}";
+  EXPECT_EQ(parse_chat(body, {.max_new_tokens = 300, .max_images = 3}).images.size(), 3u);
+  try {
+    parse_chat(body, {.max_new_tokens = 300, .max_images = 2});
+    ADD_FAILURE() << "three images accepted with a limit of two";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status, 400);
+    EXPECT_EQ(e.param, "messages[0].content[2]");
+    EXPECT_NE(std::string(e.what()).find("more than 2 images"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ChatResponse, FinishReasonsAndChunks) {
   EXPECT_EQ(finish_reason("stop_token"), "stop");
   EXPECT_EQ(finish_reason("stop_string"), "stop");

@@ -324,8 +324,15 @@ void Tokenizer::Impl::load(TokenizerJson& file) {
 
   // Ids are dense: the vocabulary's, then added tokens past its end (<image_soft_token>).
   int64_t count = int64_t(file.vocab.size());
-  for (size_t i = 0; i < added.size(); ++i)
-    count = std::max(count, value_of<int64_t>(added[i], "id", path + ": added_tokens[" + std::to_string(i) + "]") + 1);
+  for (size_t i = 0; i < added.size(); ++i) {
+    const std::string at = path + ": added_tokens[" + std::to_string(i) + "]";
+    const auto id = value_of<int64_t>(added[i], "id", at);
+    // Dense ids cannot pass the number of tokens listed; checked before tables are sized by the largest id.
+    if (id >= int64_t(file.vocab.size() + added.size()))
+      fail(at, ": id ", id, " leaves gaps: ", file.vocab.size(), " vocabulary and ", added.size(),
+           " added tokens need ids 0..", file.vocab.size() + added.size() - 1);
+    count = std::max(count, id + 1);
+  }
   token_strings.assign(size_t(count), {});
   std::vector<bool> assigned(size_t(count), false);
   const auto assign = [&](std::string token, int64_t id, const auto&... where) {

@@ -140,6 +140,10 @@ TEST(TinyTokenizer, RefusesWhatItDoesNotImplement) {
   content = tiny_tokenizer_json();
   content["model"]["merges"].push_back(json::array({"a", "zz"}));
   expect_refused(content, "merges[3]");
+  // An id of a billion would size the id tables at gigabytes before the gap was found.
+  content = tiny_tokenizer_json();
+  content["added_tokens"][6]["id"] = 1000000000;
+  expect_refused(content, "added_tokens[6]: id 1000000000 leaves gaps");
   expect_refused(json::array(), "top level");
 }
 
