@@ -31,6 +31,7 @@ class Walker {
     size_t pos = 0;
     bool explicit_vr = true, big_endian = false;
     if (bytes_.size() >= 132 && std::memcmp(bytes_.data() + 128, "DICM", 4) == 0) {
+      part10_ = true;
       pos = 132;
       std::string_view syntax;
       while (pos + 8 <= bytes_.size() && u16(pos, false) == 0x0002) {  // the meta header: explicit VR little endian
@@ -40,8 +41,7 @@ class Walker {
         const uint32_t length = header == 12 ? u32(pos + 8, false) : u16(pos + 6, false);
         if (length == kUndefined) return;
         if (length > bytes_.size() - pos - header)
-          fail(name_, ": element ", tag(0x0002, element), " claims ", length, " bytes but only ",
-               bytes_.size() - pos - header, " remain: truncated, or not DICOM");
+          overrun("element " + tag(0x0002, element), length, bytes_.size() - pos - header);
         if (element == 0x0010)
           syntax = std::string_view(reinterpret_cast<const char*>(bytes_.data() + pos + header), length);
         pos += header + length;
@@ -49,7 +49,9 @@ class Walker {
       while (!syntax.empty() && (syntax.back() == '\0' || syntax.back() == ' ')) syntax.remove_suffix(1);
       if (syntax == "1.2.840.10008.1.2.1.99") {  // deflated: walk what DCMTK will inflate as it reads
         const std::vector<uint8_t> inflated = inflate_dataset(bytes_.subspan(pos));
-        Walker(inflated, name_).walk(0, true, false);
+        Walker dataset(inflated, name_);
+        dataset.part10_ = true;
+        dataset.walk(0, true, false);
         return;
       }
       // DCMTK's JPEG codecs (baseline, extended, lossless) scan each frame's header for its bit depth.
@@ -79,7 +81,7 @@ class Walker {
         const uint32_t length = u32(pos + 4, big_endian);
         pos += 8;
         if (element == 0xe000 && length != kUndefined && length > bytes_.size() - pos)
-          fail(name_, ": an item claims ", length, " bytes but only ", bytes_.size() - pos, " remain: truncated, or not DICOM");
+          overrun("an item", length, bytes_.size() - pos);
         if (element == 0xe000) {
           if (!open.empty() && open.back().fragments) {
             if (length == kUndefined) return;
@@ -110,8 +112,7 @@ class Walker {
       pos += header;
       // DCMTK allocates a value's buffer from its length before reading it: a claimed 4 GB in a 2 KB upload.
       if (length != kUndefined && length > bytes_.size() - pos)
-        fail(name_, ": element ", tag(group, element), " claims ", length, " bytes but only ", bytes_.size() - pos,
-             " remain: truncated, or not DICOM");
+        overrun("element " + tag(group, element), length, bytes_.size() - pos);
       if (length == kUndefined) {
         push(open, {SIZE_MAX, group == 0x7fe0 && element == 0x0010});
         continue;
@@ -182,6 +183,12 @@ class Walker {
     open.push_back(level);
   }
 
+  // Without a Part 10 header the bytes may be anything (a text file): say so first, as DCMTK's refusal would.
+  [[noreturn]] void overrun(const std::string& what, uint32_t length, size_t left) const {
+    if (!part10_) fail(name_, ": not a DICOM file (no Part 10 header, and ", what, " claims ", length, " bytes where ", left, " remain)");
+    fail(name_, ": ", what, " claims ", length, " bytes but only ", left, " remain: truncated, or not DICOM");
+  }
+
   static std::string tag(uint16_t group, uint16_t element) {
     char text[12];
     std::snprintf(text, sizeof text, "(%04X,%04X)", group, element);
@@ -208,6 +215,7 @@ class Walker {
 
   std::span<const uint8_t> bytes_;
   const std::string& name_;
+  bool part10_ = false;
   bool jpeg_ = false;
 };
 
