@@ -12,13 +12,16 @@ import io
 import json
 import os
 import struct
-import zlib
+
+import sys
 
 import numpy as np
 from PIL import Image
 import pydicom
-from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity"))
+from pydicom_make_files import base  # noqa: E402  the parity test's minimal image dataset
 
 OUT = None
 
@@ -223,29 +226,10 @@ def seeds_images():
 
 
 def dicom(name, pixels, photometric, transfer_syntax=ExplicitVRLittleEndian, signed=False, bits_stored=None, **attributes):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.10.1.1." + str(zlib.crc32(name.encode()))
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(name, {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality = attributes.pop("Modality", "OT")
-    frames = pixels.shape[0]
-    ds.Rows, ds.Columns = pixels.shape[1], pixels.shape[2]
-    ds.SamplesPerPixel = pixels.shape[3] if pixels.ndim == 4 else 1
-    if ds.SamplesPerPixel == 3:
-        ds.PlanarConfiguration = 0
-    if frames > 1:
-        ds.NumberOfFrames = frames
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = pixels.dtype.itemsize * 8
-    ds.BitsStored = bits_stored or ds.BitsAllocated
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = 1 if signed else 0
+    ds = base(name, "1.2.840.10008.5.1.4.1.1.7", attributes.pop("Modality", "OT"), pixels, photometric, signed, bits_stored)
+    meta = ds.file_meta
     for key, value in attributes.items():
         setattr(ds, key, value)
-    ds.PixelData = (pixels if frames > 1 else pixels[0]).tobytes()
     if transfer_syntax == RLELossless:
         ds.compress(RLELossless)
     elif transfer_syntax == ImplicitVRLittleEndian:
