@@ -17,6 +17,7 @@ namespace fs = std::filesystem;
 
 struct BatchCommand {
   std::string model, mmproj, quant;
+  AdapterArgs adapters;
   std::string images_dir, manifest;
   std::vector<std::string> questions;
   std::string questions_file;
@@ -48,14 +49,14 @@ void batch(BatchCommand o) {
   const std::vector<WorkItem> mine = shard_work(all, shard);
 
   const KernelTable& kernels = o.isa.empty() ? best_kernels() : kernels_for(o.isa);
-  const std::unique_ptr<LoadedModel> model = load_cli_model(o.model, o.mmproj, o.quant);
+  const std::unique_ptr<LoadedModel> model = load_cli_model(o.model, o.mmproj, o.quant, o.adapters);
   const WeightHashes hashes = hash_weights(model->checkpoint, [](uint64_t done, uint64_t total) {
     if (total > (uint64_t(1) << 30)) std::fprintf(stderr, "medlab batch: hashing weights %.0f%%\n", 100.0 * double(done) / double(total));
   }, weight_hash_cache());
 
   BatchOptions options;
   options.image_read = o.image_read;
-  options.manifest = {hashes.model_sha256, isa_name(kernels.isa), o.precision, o.generation};
+  options.manifest = {hashes.model_sha256, isa_name(kernels.isa), o.precision, o.generation, hashes.adapters};
   options.pairs_total = all.size();
   options.shard = shard;
   const PairsToDo todo = o.resume ? pairs_to_do(mine, o.out, options.manifest) : PairsToDo{mine};
@@ -92,6 +93,7 @@ void register_batch(CLI::App& app) {
   cmd->add_option("--mmproj", o->mmproj, "With a .gguf model: its llama.cpp vision projector (mmproj .gguf)")->check(CLI::ExistingFile);
   cmd->add_option("--quant", o->quant, "Quantize the decoder's matrices at load: q8_0, q4_0, q4_k, q5_k, q6_k or nf4")
       ->check(CLI::IsMember({"q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "nf4"}));
+  add_adapter_options(*cmd, o->adapters);
   cmd->add_option("--images", o->images_dir, "Folder of images (PNG, JPEG, DICOM; searched recursively, in path order)");
   cmd->add_option("--manifest", o->manifest, "JSON Lines or CSV listing images: file (relative to the manifest), and "
                   "optionally id, question, window");

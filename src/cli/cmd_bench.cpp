@@ -26,6 +26,7 @@ struct BenchOptions {
   std::string mmproj;
   std::string image;  // a file, "synthetic", or empty: no image figures
   std::string quant;
+  AdapterArgs adapters;
   std::string precision = "fast";
   std::vector<int64_t> prompt_sizes = {256, 512};
   int64_t generate = 128;
@@ -164,7 +165,7 @@ Figures measure(const BenchOptions& o) {
   const KernelTable& kernels = o.isa.empty() ? best_kernels() : kernels_for(o.isa);
   Figures f;
   const auto load_start = std::chrono::steady_clock::now();
-  const std::unique_ptr<LoadedModel> model = load_cli_model(o.model, o.mmproj, o.quant);
+  const std::unique_ptr<LoadedModel> model = load_cli_model(o.model, o.mmproj, o.quant, o.adapters);
   f.load_ms = ms_since(load_start);
   for (const auto& [name, view] : model->checkpoint.tensors()) {
     f.weight_bytes += view.nbytes();
@@ -248,6 +249,7 @@ nlohmann::json figures_json(const BenchOptions& o, const Figures& f) {
         {"ms", f.decode_ms},
         {"tokens_per_s", per_second(double(f.decode_steps), f.decode_ms)}}},
   };
+  if (!o.adapters.lora.empty()) out["lora"] = {{"adapters", o.adapters.lora}, {"merged", o.adapters.merge}};
   if (f.accuracy)
     out["fast_vs_exact"] = {{"positions", f.accuracy->positions},
                             {"top1_agreement", f.accuracy->top1_agreement},
@@ -265,6 +267,8 @@ void print_table(const BenchOptions& o, const Figures& f) {
   std::printf("model %s | quant %s | precision %s | %d threads | kernels %s | median of %d\n", o.model.c_str(),
               o.quant.empty() ? "none" : o.quant.c_str(), o.precision.c_str(), o.threads,
               isa_name((o.isa.empty() ? best_kernels() : kernels_for(o.isa)).isa), o.repeat);
+  for (const std::string& lora : o.adapters.lora)
+    std::printf("LoRA adapter %s, %s\n", lora.c_str(), o.adapters.merge ? "merged" : "at run time");
   std::printf("%-46s %14s\n", "what", "figure");
   std::printf("%-46s %11.0f ms\n", "load", f.load_ms);
   for (size_t i = 0; i < o.prompt_sizes.size(); ++i) {
@@ -321,6 +325,7 @@ void register_bench(CLI::App& app) {
       ->check(CLI::Range(int64_t(2), int64_t(1) << 20));
   cmd->add_option("--image", o->image, "Also time an image question: a PNG, JPEG or DICOM file, or 'synthetic' (896 x 896)");
   cmd->add_option("--quant", o->quant, "Quantize the decoder's matrices at load: q8_0, q4_0, q4_k, q5_k, q6_k or nf4");
+  add_adapter_options(*cmd, o->adapters);
   cmd->add_option("--precision", o->precision,
                   "Quantized matrices: exact (weights widened to f32) or fast (activations quantized too, as llama.cpp does)")
       ->capture_default_str()

@@ -179,7 +179,7 @@ void repro(const ReproCommand& o) {
   const std::vector<WorkItem> work = work_from_manifest(annotations, {});
   BatchOptions options;
   options.image_read.dicom_window = e.window;
-  options.manifest = {hashes.model_sha256, isa_name(kernels.isa), e.precision, e.generation};
+  options.manifest = {hashes.model_sha256, isa_name(kernels.isa), e.precision, e.generation, hashes.adapters};
   options.pairs_total = work.size();
   const PairsToDo todo = pairs_to_do(work, predictions, options.manifest);
   Progress progress("medlab repro", todo.pending.size());

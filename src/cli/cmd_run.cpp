@@ -24,6 +24,7 @@ struct RunOptions {
   std::string model;
   std::string mmproj;  // llama.cpp vision projector beside a .gguf model
   std::string quant;   // quantize the decoder's matrices at load: q8_0, q4_0, q4_k, q5_k, q6_k, nf4
+  AdapterArgs adapters;
   std::string prompt;
   std::string system;
   std::string chat_file;
@@ -168,7 +169,7 @@ void run(RunOptions o) {
   const KernelTable& kernels = o.isa.empty() ? best_kernels() : kernels_for(o.isa);
 
   const auto load_start = std::chrono::steady_clock::now();
-  const std::unique_ptr<LoadedModel> model = load_cli_model(o.model, o.mmproj, o.quant);
+  const std::unique_ptr<LoadedModel> model = load_cli_model(o.model, o.mmproj, o.quant, o.adapters);
   const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count();
 
   ThreadPool pool(o.threads);
@@ -196,7 +197,8 @@ void run(RunOptions o) {
   GenerationResult result;
   if (o.json) {
     result = session.generate(prompt, o.generation, {}, placed);
-    const RunManifest manifest{hash_weights(model->checkpoint, {}, weight_hash_cache()).model_sha256, isa_name(kernels.isa), o.precision, o.generation};
+    const WeightHashes hashes = hash_weights(model->checkpoint, {}, weight_hash_cache());
+    const RunManifest manifest{hashes.model_sha256, isa_name(kernels.isa), o.precision, o.generation, hashes.adapters};
     std::cout << result_json(o, *model, result, load_ms, o.threads, manifest, images)
                      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
@@ -231,6 +233,7 @@ void register_run(CLI::App& app) {
   cmd->add_option("--quant", o->quant, "Quantize the decoder's matrices and embedding at load (f32/f16/bf16 checkpoints): "
                                        "q8_0, q4_0, q4_k, q5_k, q6_k (llama.cpp's blocks, bytes as llama-quantize) or nf4")
       ->check(CLI::IsMember({"q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "nf4"}));
+  add_adapter_options(*cmd, o->adapters);
   cmd->add_option("-p,--prompt", o->prompt, "The user's message (put in the Gemma 3 chat template)");
   cmd->add_option("--system", o->system, "System prompt (folded into the first user turn, as Gemma 3 does)");
   cmd->add_option("--chat", o->chat_file, "JSON file with a conversation: [{\"role\": \"user\"|\"assistant\"|\"system\", \"content\": ...}]");

@@ -21,6 +21,7 @@ struct ServeOptions {
   std::string model;
   std::string mmproj;
   std::string quant;
+  AdapterArgs adapters;
   int parallel = 4;
   size_t queue = 32;
   int threads = int(std::max(1u, std::thread::hardware_concurrency()));
@@ -50,8 +51,8 @@ void serve(ServeOptions o) {
   // Every waiting or generating request holds a connection thread; a few more keep health and metrics answering.
   o.server.http_threads = o.parallel + int(o.queue) + 8;
 
-  const std::unique_ptr<LoadedModel> model = load_cli_model(o.model, o.mmproj, o.quant);
-  const std::string sha256 = hash_weights(model->checkpoint, {}, weight_hash_cache()).model_sha256;
+  const std::unique_ptr<LoadedModel> model = load_cli_model(o.model, o.mmproj, o.quant, o.adapters);
+  const WeightHashes hashes = hash_weights(model->checkpoint, {}, weight_hash_cache());
 
   // From here on SIGINT and SIGTERM wait for the thread below: every thread started later inherits the mask.
   sigset_t signals;
@@ -70,8 +71,8 @@ void serve(ServeOptions o) {
   scheduler_options.precision = o.precision == "exact" ? Precision::Exact : Precision::Fast;
   Scheduler scheduler(*model, pool, kernels, scheduler_options);
 
-  server::ServerState state{*model, scheduler, o.server, model_name(*model), sha256, isa_name(kernels.isa), o.precision,
-                            "medlab-" + build_info().version + "-" + isa_name(kernels.isa)};
+  server::ServerState state{*model, scheduler, o.server, model_name(*model), hashes.model_sha256, hashes.adapters,
+                            isa_name(kernels.isa), o.precision, "medlab-" + build_info().version + "-" + isa_name(kernels.isa)};
   server::HttpServer http(state);
   const int port = http.bind();
   std::printf("medlab serve: listening on http://%s:%d\n", o.server.host.c_str(), port);
@@ -102,6 +103,7 @@ void register_serve(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--quant", o->quant, "Quantize the decoder's matrices at load: q8_0, q4_0, q4_k, q5_k, q6_k or nf4")
       ->check(CLI::IsMember({"q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "nf4"}));
+  add_adapter_options(*cmd, o->adapters);
   cmd->add_option("--host", o->server.host, "Address to listen on; anything but loopback needs --api-key")->capture_default_str();
   cmd->add_option("--port", o->server.port, "Port to listen on; 0 picks a free one (printed when ready)")
       ->capture_default_str()->check(CLI::Range(0, 65535));

@@ -24,6 +24,7 @@ namespace {
 struct VerifyOptions {
   std::string model;
   std::string mmproj;
+  AdapterArgs adapters;
   std::string lock;
   std::string write_lock;
   int threads = int(std::max(1u, std::thread::hardware_concurrency()));
@@ -50,7 +51,7 @@ void show_progress(uint64_t done, uint64_t total) {
 // The model as it is now, in the lock's terms: its files' hashes and its fingerprint.
 WeightsLock current_state(const VerifyOptions& o, double tolerance) {
   const KernelTable& kernels = o.isa.empty() ? best_kernels() : kernels_for(o.isa);
-  const std::unique_ptr<LoadedModel> model = load_cli_model(o.model, o.mmproj, "");
+  const std::unique_ptr<LoadedModel> model = load_cli_model(o.model, o.mmproj, "", o.adapters);
 
   auto start = std::chrono::steady_clock::now();
   const WeightHashes hashes = hash_weights(model->checkpoint, show_progress);
@@ -79,6 +80,9 @@ void write(const VerifyOptions& o) {
   }
   std::printf("wrote %s: %zu weight files, model sha256 %s\n", o.write_lock.c_str(), lock.files.size(),
               lock.model_sha256.c_str());
+  for (const AdapterHash& a : lock.adapters)
+    std::printf("adapter %s: sha256 %s, scale %g, %s\n", a.name.c_str(), a.sha256.c_str(), double(a.scale),
+                a.merged ? "merged" : "runtime");
   std::printf("fingerprint: top3_logit_l2 %s, top20_ids sha256 %s (tolerance %g)\n",
               six_decimals(lock.fingerprint.top3_logit_l2).c_str(), lock.fingerprint.top20_ids_sha256.c_str(), lock.tolerance);
 }
@@ -119,9 +123,11 @@ void register_verify(CLI::App& app) {
       "Check a model against a weights.lock: the SHA-256 of every weight file and a behavioural fingerprint (a\n"
       "fixed synthetic image and prompt through the whole model: the L2 norm of the top-3 first-step logits and\n"
       "a hash of the top-20 token ids). Prints each check, then PASS (exit 0) or what differs (exit 1).\n"
-      "--write-lock writes the lock from a model you trust.");
+      "--write-lock writes the lock from a model you trust. With --lora, the adapters are applied before the\n"
+      "fingerprint and the lock holds each one's SHA-256, scale and whether it was merged.");
   cmd->add_option("-m,--model", o->model, "Model folder (Hugging Face layout), cached Hugging Face id or .gguf file")->required();
   cmd->add_option("--mmproj", o->mmproj, "llama.cpp projector file for a .gguf model's vision tower")->check(CLI::ExistingFile);
+  add_adapter_options(*cmd, o->adapters);
   auto* lock = cmd->add_option("--lock", o->lock, "The weights.lock to check the model against");
   auto* write_lock = cmd->add_option("--write-lock", o->write_lock, "Write the model's weights.lock here instead");
   lock->excludes(write_lock);

@@ -15,6 +15,7 @@ void register_bench(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_batch(CLI::App& app);
 void register_merge(CLI::App& app);
+void register_merge_lora(CLI::App& app);
 void register_verify(CLI::App& app);
 void register_env(CLI::App& app);
 void register_repro(CLI::App& app);

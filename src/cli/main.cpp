@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   medlab::cli::register_serve(app);
   medlab::cli::register_batch(app);
   medlab::cli::register_merge(app);
+  medlab::cli::register_merge_lora(app);
   medlab::cli::register_verify(app);
   medlab::cli::register_env(app);
   medlab::cli::register_repro(app);

@@ -17,10 +17,11 @@ namespace {
 
 using Part = TensorSpec::Part;
 
-const TensorLayout kLayoutHf450{"language_model.model.", "vision_tower.vision_model.", "multi_modal_projector."};
+const TensorLayout kLayoutHf450{"language_model.model.", "vision_tower.vision_model.", "multi_modal_projector.",
+                                "language_model.lm_head.weight"};
 const TensorLayout kLayoutHf452{"model.language_model.", "model.vision_tower.vision_model.",
-                                "model.multi_modal_projector."};
-const TensorLayout kLayoutText{"model.", "", ""};
+                                "model.multi_modal_projector.", "lm_head.weight"};
+const TensorLayout kLayoutText{"model.", "", "", "lm_head.weight"};
 
 void add_text_tensors(const TextConfig& t, std::vector<TensorSpec>& out) {
   const int64_t h = t.hidden_size, q = t.num_attention_heads * t.head_dim, kv = t.num_key_value_heads * t.head_dim;
@@ -41,6 +42,7 @@ void add_text_tensors(const TextConfig& t, std::vector<TensorSpec>& out) {
     out.push_back({l + "mlp.down_proj.weight", Part::Text, {h, t.intermediate_size}});
   }
   out.push_back({"norm.weight", Part::Text, {h}});
+  if (!t.tie_word_embeddings) out.push_back({"lm_head.weight", Part::Head, {t.vocab_size, h}});
 }
 
 void add_vision_tensors(const VisionConfig& v, std::vector<TensorSpec>& out) {
@@ -72,6 +74,7 @@ const std::string& prefix_of(const TensorLayout& layout, Part part) {
     case Part::Text: return layout.text;
     case Part::Vision: return layout.vision;
     case Part::Projector: return layout.projector;
+    case Part::Head: break;
   }
   return layout.text;
 }
@@ -155,7 +158,12 @@ std::vector<TensorSpec> expected_tensors(const ModelConfig& config) {
 }
 
 std::string full_name(const TensorLayout& layout, const TensorSpec& spec) {
-  return prefix_of(layout, spec.part) + spec.name;
+  return spec.part == Part::Head ? layout.head : prefix_of(layout, spec.part) + spec.name;
+}
+
+const std::vector<TensorLayout>& known_layouts() {
+  static const std::vector<TensorLayout> layouts{kLayoutHf450, kLayoutHf452, kLayoutText};
+  return layouts;
 }
 
 TensorLayout published_layout(const ModelConfig& config) { return config.multimodal() ? kLayoutHf450 : kLayoutText; }
@@ -254,12 +262,11 @@ Checkpoint Checkpoint::open(const std::string& model, const std::optional<fs::pa
     if (spec.name == "embed_tokens.weight") embed = &it->second;
     expected.insert(name);
   }
-  // An explicit lm_head is accepted when it has the embedding's shape: Gemma 3 ties the two, and medlab
-  // uses embed_tokens (some exporters save the tied copy anyway).
-  const std::string lm_head = ck.layout_.text == kLayoutHf450.text ? "language_model.lm_head.weight" : "lm_head.weight";
+  // With tied embeddings an lm_head is accepted when it has the embedding's shape, and medlab uses
+  // embed_tokens (some exporters save the tied copy anyway).
   for (const auto& [name, view] : ck.tensors_) {
     if (expected.count(name)) continue;
-    if (name == lm_head && view.shape == embed->shape) continue;
+    if (name == ck.layout_.head && view.shape == embed->shape) continue;
     fail(where, ": unexpected tensor '", name, "' ", shape_string(view.shape), " (not part of a ",
          ck.config_.architecture, " with this config.json)");
   }

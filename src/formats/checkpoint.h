@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,12 +27,15 @@ struct TensorLayout {
   std::string text;       // prefix of embed_tokens.weight, layers.N.*, norm.weight
   std::string vision;     // prefix of embeddings.*, encoder.layers.N.*, post_layernorm.*; empty if none
   std::string projector;  // prefix of mm_input_projection_weight, mm_soft_emb_norm.weight; empty if none
+  std::string head;       // full name of the output head, stored only when not tied to embed_tokens
 };
+// The three layouts above, the published one first.
+const std::vector<TensorLayout>& known_layouts();
 
 // A name and shape the checkpoint must hold, derived from the config alone.
 struct TensorSpec {
-  std::string name;  // without layout prefix, e.g. "layers.3.self_attn.q_proj.weight"
-  enum class Part { Text, Vision, Projector } part;
+  std::string name;  // without layout prefix, e.g. "layers.3.self_attn.q_proj.weight"; the head: "lm_head.weight"
+  enum class Part { Text, Vision, Projector, Head } part;
   std::vector<int64_t> shape;
 };
 std::vector<TensorSpec> expected_tensors(const ModelConfig& config);
@@ -42,6 +46,16 @@ TensorLayout published_layout(const ModelConfig& config);
 // model.safetensors.index.json: the tensor names each shard holds, by shard file name (so in shard order).
 // Shards must be plain file names in the model's folder. Throws Error naming `where`.
 std::map<std::string, std::set<std::string>> read_shard_index(std::string_view text, const std::string& where);
+
+class LoraAdapter;
+
+// A LoRA update applied beside a weight W [out, in] at run time: W x + scale * B (A x), with A [rank, in] and
+// B [out, rank] viewed in the adapter's file.
+struct LowRankTensors {
+  TensorView down;  // A
+  TensorView up;    // B
+  float scale = 1;  // the adapter's scaling times the scale it was added with
+};
 
 class Checkpoint {
  public:
@@ -73,6 +87,21 @@ class Checkpoint {
   // `storage`.
   void adopt_tensor(const std::string& full_name, TensorView view, std::vector<uint8_t> storage);
 
+  // Applies a LoRA adapter (formats/peft_adapter.h) opened for this checkpoint's config. Its modules_to_save
+  // tensors replace the model's (a replaced lm_head unties the output head). Each adapted matrix then either
+  // keeps its weights and gains a low-rank update the models apply at run time (merge false), or is replaced
+  // by W + scale * scaling * B @ A in its stored dtype (quantized types are widened, updated and quantized
+  // again). `scale` multiplies the adapter's own scaling. Uses `threads` threads to merge.
+  void add_adapter(std::shared_ptr<const LoraAdapter> adapter, float scale, bool merge, int threads);
+  struct AppliedAdapter {
+    std::shared_ptr<const LoraAdapter> adapter;
+    float scale = 1;
+    bool merged = false;
+  };
+  const std::vector<AppliedAdapter>& adapters() const { return adapters_; }
+  // The run-time updates of the tensor `full_name`, in the order their adapters were added.
+  std::span<const LowRankTensors> low_rank(const std::string& full_name) const;
+
  private:
   static Checkpoint open_gguf(const std::filesystem::path& model, const std::optional<std::filesystem::path>& mmproj);
 
@@ -84,6 +113,8 @@ class Checkpoint {
   std::map<std::string, TensorView> tensors_;
   std::vector<std::unique_ptr<std::vector<uint8_t>>> owned_;  // adopted tensors' bytes
   bool norms_include_one_ = false;
+  std::vector<AppliedAdapter> adapters_;
+  std::map<std::string, std::vector<LowRankTensors>> low_rank_;
 };
 
 // The standard cache folder from the environment, for the CLI to pass to Checkpoint::open.

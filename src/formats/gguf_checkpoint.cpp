@@ -140,6 +140,7 @@ Checkpoint Checkpoint::open_gguf(const fs::path& model, const std::optional<fs::
   if (!embed || embed->ne.size() != 2) fail(text.path(), ": no 2-D tensor 'token_embd.weight'");
   ModelConfig& c = ck.config_;
   c.text = text_config(text, embed->ne[1]);
+  c.text.tie_word_embeddings = text.find_tensor("output.weight") == nullptr;  // llama.cpp ties when it is absent
   if (text.has("tokenizer.ggml.tokens") && int64_t(text.strings("tokenizer.ggml.tokens").size()) != embed->ne[1])
     fail(text.path(), ": tokenizer.ggml.tokens has ", text.strings("tokenizer.ggml.tokens").size(),
          " entries but token_embd.weight has ", embed->ne[1], " rows");
@@ -188,9 +189,10 @@ Checkpoint Checkpoint::open_gguf(const fs::path& model, const std::optional<fs::
     const std::string name = full_name(ck.layout_, spec);
     const auto it = ck.tensors_.find(name);
     if (it == ck.tensors_.end()) {
-      const auto& names = spec.part == TensorSpec::Part::Text ? text_names : vision_names;
+      const bool in_text = spec.part == TensorSpec::Part::Text || spec.part == TensorSpec::Part::Head;
+      const auto& names = in_text ? text_names : vision_names;
       const auto gguf = std::find_if(names.begin(), names.end(), [&](const auto& n) { return n.second.hf == spec.name; });
-      fail(spec.part == TensorSpec::Part::Text ? text.path() : vision->path(), ": missing tensor '",
+      fail(in_text ? text.path() : vision->path(), ": missing tensor '",
            gguf == names.end() ? spec.name : gguf->first, "' (", spec.name, ")");
     }
     if (it->second.shape != spec.shape)

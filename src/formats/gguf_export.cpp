@@ -192,14 +192,16 @@ std::vector<GgufPlannedTensor> plan_tensors(const Checkpoint& ck, GgufType matri
   std::vector<GgufPlannedTensor> plan;
   const int64_t n_layers = ck.config().text.num_hidden_layers;
   for (const GgufTensorName& n : gguf_text_names(ck.config().text)) {
-    TensorView view = ck.text(n.hf);
-    if (n.hf == "embed_tokens.weight") view.shape[0] = n_vocab;  // the leading rows: those with tokens
+    const bool head = n.part == TensorSpec::Part::Head;  // an untied output head
+    const std::string name = head ? ck.layout().head : ck.layout().text + n.hf;
+    TensorView view = head ? ck.tensors().at(name) : ck.text(n.hf);
+    if (n.hf == "embed_tokens.weight" || head) view.shape[0] = n_vocab;  // the leading rows: those with tokens
     // Gemma's RMSNorm scales by 1 + w; llama.cpp's by its weight, so 1 is added (unless already there).
     const float shift = n.gemma_norm && !ck.norms_include_one() ? 1.0f : 0.0f;
     std::vector<int64_t> ne(view.shape.rbegin(), view.shape.rend());  // GGUF lists the row length first
     // llama.cpp keeps 1-D tensors in f32, as its converter writes them.
     const GgufType type = ne.size() == 1 ? GgufType::F32 : gguf_matrix_type(n.gguf, ne[0], n_layers, matrix_type, medium_mix);
-    plan.push_back({n.gguf, view, ck.layout().text + n.hf, shift, type, std::move(ne)});
+    plan.push_back({n.gguf, view, name, shift, type, std::move(ne)});
   }
   return plan;
 }
@@ -298,7 +300,7 @@ GgufType gguf_matrix_type(const std::string& gguf_name, int64_t row_length, int6
     };
     int64_t layer = -1;
     if (gguf_name.starts_with("blk.")) std::from_chars(gguf_name.data() + 4, gguf_name.data() + gguf_name.size(), layer);
-    if (gguf_name == "token_embd.weight") {  // tied to the output, so quantized as llama.cpp's output.weight
+    if (gguf_name == "token_embd.weight" || gguf_name == "output.weight") {  // the output head (token_embd when tied)
       type = row_length % gguf_block_elements(base) != 0 ? GgufType::Q8_0 : GgufType::Q6_K;
     } else if ((gguf_name.ends_with(".attn_v.weight") || gguf_name.ends_with(".ffn_down.weight")) && more_bits(layer)) {
       type = GgufType::Q6_K;

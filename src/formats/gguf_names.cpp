@@ -25,6 +25,7 @@ std::vector<GgufTensorName> gguf_text_names(const TextConfig& text) {
     for (const auto& [gguf, hf] : kLayer) add(blk + gguf + ".weight", layer + hf + ".weight");
   }
   add("output_norm.weight", "norm.weight");
+  if (!text.tie_word_embeddings) names.push_back({"output.weight", Part::Head, "lm_head.weight", false});
   return names;
 }
 

@@ -214,8 +214,7 @@ TextConfig parse_text(const Fields& f) {
   if (activation != "gelu_pytorch_tanh")
     f.bad("hidden_activation", "'" + activation + "' is not supported (expected gelu_pytorch_tanh)");
   if (f.boolean("attention_bias", false)) f.bad("attention_bias", "true is not supported (Gemma 3 has no biases)");
-  if (!f.boolean("tie_word_embeddings", true))
-    f.bad("tie_word_embeddings", "false is not supported (Gemma 3 ties the output head to embed_tokens)");
+  t.tie_word_embeddings = f.boolean("tie_word_embeddings", true);
   return t;
 }
 
@@ -295,6 +294,8 @@ ModelConfig parse_model_config(const json& j, const std::string& source) {
   const std::string text_type = text.string("model_type", "gemma3_text");
   if (text_type != "gemma3_text") text.bad("model_type", "'" + text_type + "' is not supported (expected gemma3_text)");
   c.text = parse_text(text);
+  // transformers ties by the top-level flag in some versions and by text_config's in others; either unties.
+  c.text.tie_word_embeddings = c.text.tie_word_embeddings && top.boolean("tie_word_embeddings", true);
   c.vision = parse_vision(Fields(top.object("vision_config"), "vision_config.", source));
   c.mm_tokens_per_image = top.positive("mm_tokens_per_image", 256);
   c.boi_token_index = top.integer("boi_token_index", 255999);
@@ -366,6 +367,7 @@ json text_to_json(const TextConfig& t) {
       {"use_cache", true},
       {"vocab_size", t.vocab_size},
   };
+  if (!t.tie_word_embeddings) j["tie_word_embeddings"] = false;
   // The checkpoints medlab mirrors (transformers 4.50) write sliding_window_pattern; later ones add layer_types.
   if (const int64_t p = pattern_of(t.layer_is_sliding)) {
     j["sliding_window_pattern"] = p;
@@ -396,7 +398,7 @@ json model_config_to_json(const ModelConfig& c) {
   json text = text_to_json(c.text);
   text["model_type"] = "gemma3_text";
   const VisionConfig& v = *c.vision;
-  return {
+  json j = {
       {"architectures", {c.architecture}},
       {"boi_token_index", c.boi_token_index},
       {"eoi_token_index", c.eoi_token_index},
@@ -422,6 +424,8 @@ json model_config_to_json(const ModelConfig& c) {
         {"patch_size", v.patch_size},
         {"vision_use_head", false}}},
   };
+  if (!c.text.tie_word_embeddings) j["tie_word_embeddings"] = false;  // read from text_config or the top
+  return j;
 }
 
 }  // namespace medlab

@@ -28,6 +28,7 @@ struct TextConfig {
   std::optional<double> attn_logit_softcapping;
   std::optional<double> final_logit_softcapping;
   std::vector<bool> layer_is_sliding;  // per layer: from layer_types, else sliding_window_pattern
+  bool tie_word_embeddings = true;     // false: the output head is its own lm_head (a LoRA's modules_to_save)
 };
 
 struct VisionConfig {

@@ -191,7 +191,6 @@ TEST(ModelConfig, RejectsBrokenConfigs) {
       {"other activation",
        [](json& j) { j["text_config"]["hidden_activation"] = "silu"; },
        {"hidden_activation", "'silu'"}},
-      {"untied head", [](json& j) { j["text_config"]["tie_word_embeddings"] = false; }, {"tie_word_embeddings"}},
       {"vision hidden not divisible",
        [](json& j) { j["vision_config"]["num_attention_heads"] = 7; },
        {"vision_config.hidden_size", "multiple of num_attention_heads"}},

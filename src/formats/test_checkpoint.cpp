@@ -177,6 +177,8 @@ Init init_for(const TensorSpec& spec, const TextConfig& text) {
       if (n.find("norm") != std::string::npos) return ends_with(n, ".weight") ? Init{1.0f, 0.1f} : Init{0, 0.1f};
       if (ends_with(n, ".bias")) return {0, 0.02f};
       return {0, fan_in()};
+    case TensorSpec::Part::Head:
+      return {0, fan_in()};  // as embed_tokens, whose place it takes
     case TensorSpec::Part::Projector:
       // mm_input_projection_weight is [vision_hidden, text_hidden] and used as x @ W: fan-in is rows.
       if (n == "mm_input_projection_weight") return {0, 1.0f / std::sqrt(float(spec.shape[0]))};
@@ -189,14 +191,12 @@ void store(float v, DType dtype, uint8_t* out) { quantize_row(dtype, &v, out, 1)
 
 // Generates one tensor a chunk at a time, in parallel, straight into the writer, so even the 1.3 GB
 // embedding of the full-size preset never sits in memory whole.
-void write_random_tensor(SafetensorsWriter& writer, const TensorSpec& spec, const std::string& name,
-                         const TextConfig& text, DType dtype, uint64_t seed, ThreadPool& pool) {
+void write_normal_tensor(SafetensorsWriter& writer, const std::string& name, int64_t numel, Init init, DType dtype,
+                         uint64_t seed, ThreadPool& pool) {
   constexpr int64_t kBlock = int64_t(1) << 16;  // elements per random stream
   constexpr int64_t kChunk = kBlock * 128;      // elements per write
-  const Init init = init_for(spec, text);
   const size_t elem = block_bytes(dtype);
-  std::vector<uint8_t> buffer(size_t(kChunk) * elem);
-  const int64_t numel = TensorView{dtype, spec.shape, nullptr}.numel();
+  std::vector<uint8_t> buffer(size_t(std::min(kChunk, numel)) * elem);
   for (int64_t chunk_begin = 0; chunk_begin < numel; chunk_begin += kChunk) {
     const int64_t n = std::min(kChunk, numel - chunk_begin);
     pool.parallel_for((n + kBlock - 1) / kBlock, [&](int64_t first, int64_t last) {
@@ -208,6 +208,12 @@ void write_random_tensor(SafetensorsWriter& writer, const TensorSpec& spec, cons
     });
     writer.append(buffer.data(), size_t(n) * elem);
   }
+}
+
+void write_random_tensor(SafetensorsWriter& writer, const TensorSpec& spec, const std::string& name,
+                         const TextConfig& text, DType dtype, uint64_t seed, ThreadPool& pool) {
+  write_normal_tensor(writer, name, TensorView{dtype, spec.shape, nullptr}.numel(), init_for(spec, text), dtype, seed,
+                      pool);
 }
 
 // --- the other files ------------------------------------------------------------------------------------
@@ -486,6 +492,18 @@ void write_test_checkpoint(const TestModelOptions& options, const std::string& o
                                           {"quant_method", "bitsandbytes"}};
   write_json(dir / "config.json", config_json);
   write_support_files(config, options, dir);
+}
+
+void append_test_tensor(SafetensorsWriter& writer, const TensorSpec& spec, const std::string& name,
+                        const TextConfig& text, DType dtype, uint64_t seed) {
+  ThreadPool pool(int(std::max(1u, std::thread::hardware_concurrency())));
+  write_random_tensor(writer, spec, name, text, dtype, seed, pool);
+}
+
+void append_normal_tensor(SafetensorsWriter& writer, const std::string& name, int64_t numel, float mean, float stddev,
+                          DType dtype, uint64_t seed) {
+  ThreadPool pool(int(std::max(1u, std::thread::hardware_concurrency())));
+  write_normal_tensor(writer, name, numel, {mean, stddev}, dtype, seed, pool);
 }
 
 }  // namespace medlab

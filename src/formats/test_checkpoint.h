@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "formats/checkpoint.h"
 #include "formats/model_config.h"
+#include "formats/safetensors.h"
 
 namespace medlab {
 
@@ -31,5 +33,14 @@ ModelConfig test_model_config(const std::string& preset);
 // processor files, and medlab_test_model.json, the marker saying the weights are random. Files of an
 // earlier model in out_dir that could be mistaken for this one's (weights, index) are removed first.
 void write_test_checkpoint(const TestModelOptions& options, const std::string& out_dir);
+
+// The pieces test adapters are made of (formats/test_adapter.h). Values come from streams seeded by (seed,
+// name), so a tensor's bytes depend on nothing else.
+// A tensor of the preset with make-test-model's scales for it, appended to `writer`.
+void append_test_tensor(SafetensorsWriter& writer, const TensorSpec& spec, const std::string& name,
+                        const TextConfig& text, DType dtype, uint64_t seed);
+// numel values drawn from N(mean, stddev), appended to `writer` in `dtype` (f32, f16 or bf16).
+void append_normal_tensor(SafetensorsWriter& writer, const std::string& name, int64_t numel, float mean, float stddev,
+                          DType dtype, uint64_t seed);
 
 }  // namespace medlab

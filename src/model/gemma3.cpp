@@ -13,12 +13,6 @@
 namespace medlab {
 namespace {
 
-WeightMatrix matrix(const TensorView& t, int64_t rows, int64_t cols, const std::string& name) {
-  if (t.shape.size() != 2 || t.shape[0] != rows || t.shape[1] != cols)
-    fail("tensor ", name, ": shape ", shape_string(t.shape), ", expected ", shape_string({rows, cols}));
-  return {t.dtype, rows, cols, t.data};
-}
-
 // HF stores Gemma norm weights as w and multiplies by (1 + w), GGUF stores 1 + w (`includes_one`);
 // medlab keeps (1 + w) in f32.
 std::vector<float> norm_scale(const TensorView& t, int64_t n, const std::string& name, bool includes_one) {
@@ -52,12 +46,17 @@ Gemma3::Gemma3(const Checkpoint& checkpoint, int64_t n_vocab, int64_t max_image_
   if (n_vocab < 1 || n_vocab > c.vocab_size)
     fail("model: tokenizer vocabulary of ", n_vocab, " tokens does not fit the embedding's ", c.vocab_size, " rows");
   const int64_t q_dim = c.num_attention_heads * c.head_dim, kv_dim = c.num_key_value_heads * c.head_dim;
-  embed_ = matrix(checkpoint.text("embed_tokens.weight"), c.vocab_size, c.hidden_size, "embed_tokens.weight");
+  const std::string& prefix = checkpoint.layout().text;
+  const std::string embed_name = prefix + "embed_tokens.weight", head_name = checkpoint.layout().head;
+  embed_ = linear_layer(checkpoint, embed_name, c.vocab_size, c.hidden_size).weight;
+  head_ = first_rows(c.tie_word_embeddings ? linear_layer(checkpoint, embed_name, c.vocab_size, c.hidden_size, head_name)
+                                           : linear_layer(checkpoint, head_name, c.vocab_size, c.hidden_size),
+                     n_vocab);
   final_norm_ = norm_scale(checkpoint.text("norm.weight"), c.hidden_size, "norm.weight", checkpoint.norms_include_one());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const std::string p = "layers." + std::to_string(i) + ".";
     auto mat = [&](const std::string& name, int64_t rows, int64_t cols) {
-      return matrix(checkpoint.text(p + name), rows, cols, p + name);
+      return linear_layer(checkpoint, prefix + p + name, rows, cols);
     };
     auto norm = [&](const std::string& name, int64_t n) {
       return norm_scale(checkpoint.text(p + name), n, p + name, checkpoint.norms_include_one());
@@ -147,8 +146,6 @@ void Gemma3::forward_rows(Gemma3Workspace& ws, std::span<const Segment> segments
   const TextConfig& c = config_;
   const int64_t n = int64_t(tokens.size()), d = c.hidden_size;
   const float eps = float(c.rms_norm_eps);
-  const KernelTable& k = ws.kernels_;
-  ThreadPool& pool = ws.pool_;
   float* x = ws.x_.data();
   float* normed = ws.normed_.data();
 
@@ -177,9 +174,9 @@ void Gemma3::forward_rows(Gemma3Workspace& ws, std::span<const Segment> segments
     // Attention block: norm, q/k/v projections, per-head norms and rotary embedding, attention over the
     // cache, output projection, post-attention norm, residual.
     for (int64_t t = 0; t < n; ++t) rms_norm(x + t * d, layer.input_norm.data(), normed + t * d, d, eps);
-    matmul(k, pool, normed, n, layer.q, ws.q_.data(), ws.precision_);
-    matmul(k, pool, normed, n, layer.k, ws.k_.data(), ws.precision_);
-    matmul(k, pool, normed, n, layer.v, ws.v_.data(), ws.precision_);
+    ws.linear(normed, n, layer.q, ws.q_.data());
+    ws.linear(normed, n, layer.k, ws.k_.data());
+    ws.linear(normed, n, layer.v, ws.v_.data());
     const int64_t half = c.head_dim / 2;
     for (int64_t t = 0; t < n; ++t) {
       const size_t table = size_t((t * 2 + (layer.sliding ? 0 : 1)) * half);
@@ -197,7 +194,7 @@ void Gemma3::forward_rows(Gemma3Workspace& ws, std::span<const Segment> segments
       }
     }
     attention(ws, segments, layer, l);
-    matmul(k, pool, ws.attn_.data(), n, layer.o, ws.proj_.data(), ws.precision_);
+    ws.linear(ws.attn_.data(), n, layer.o, ws.proj_.data());
     for (int64_t t = 0; t < n; ++t) {
       float* out = ws.proj_.data() + t * d;
       rms_norm(out, layer.post_attention_norm.data(), out, d, eps);
@@ -206,10 +203,10 @@ void Gemma3::forward_rows(Gemma3Workspace& ws, std::span<const Segment> segments
 
     // Feed-forward block: norm, GeGLU (gelu_tanh(gate) * up), down projection, post norm, residual.
     for (int64_t t = 0; t < n; ++t) rms_norm(x + t * d, layer.pre_feedforward_norm.data(), normed + t * d, d, eps);
-    matmul(k, pool, normed, n, layer.gate, ws.gate_.data(), ws.precision_);
-    matmul(k, pool, normed, n, layer.up, ws.up_.data(), ws.precision_);
+    ws.linear(normed, n, layer.gate, ws.gate_.data());
+    ws.linear(normed, n, layer.up, ws.up_.data());
     gelu_tanh_mul(ws.gate_.data(), ws.up_.data(), n * c.intermediate_size);
-    matmul(k, pool, ws.gate_.data(), n, layer.down, ws.proj_.data(), ws.precision_);
+    ws.linear(ws.gate_.data(), n, layer.down, ws.proj_.data());
     for (int64_t t = 0; t < n; ++t) {
       float* out = ws.proj_.data() + t * d;
       rms_norm(out, layer.post_feedforward_norm.data(), out, d, eps);
@@ -218,14 +215,14 @@ void Gemma3::forward_rows(Gemma3Workspace& ws, std::span<const Segment> segments
   }
   for (const Segment& segment : segments) segment.state->n_past_ += segment.rows;
 
-  // Logits of each segment's last token through the final norm and the tied embedding, in one matmul.
+  // Logits of each segment's last token through the final norm and the output head, in one pass.
   if (logits) {
     for (size_t i = 0; i < segments.size(); ++i) {
       const int64_t last = segments[i].first_row + segments[i].rows - 1;
       rms_norm(x + last * d, final_norm_.data(), normed + int64_t(i) * d, d, eps);
     }
     const int64_t m = int64_t(segments.size());
-    matmul(k, pool, normed, m, {embed_.dtype, n_vocab_, d, embed_.data}, logits, ws.precision_);
+    ws.linear(normed, m, head_, logits);
     if (c.final_logit_softcapping) {
       const float cap = float(*c.final_logit_softcapping);
       for (int64_t i = 0; i < m * n_vocab_; ++i) logits[i] = std::tanh(logits[i] / cap) * cap;
@@ -358,6 +355,14 @@ Gemma3Workspace::Gemma3Workspace(const Gemma3& model, ThreadPool& pool, const Ke
   rope_cos_.resize(size_t(rows * c.head_dim));  // 2 kinds x head_dim / 2 per row
   rope_sin_.resize(size_t(rows * c.head_dim));
   units_.reserve(size_t(rows));
+  std::vector<const Linear*> layers = {&model.head_};
+  for (const Gemma3::Layer& l : model.layers_)
+    for (const Linear* m : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) layers.push_back(m);
+  low_rank_.resize(size_t(low_rank_scratch_floats(layers)));
+}
+
+void Gemma3Workspace::linear(const float* x, int64_t m, const Linear& layer, float* y) {
+  medlab::linear(kernels_, pool_, x, m, layer, y, precision_, low_rank_);
 }
 
 }  // namespace medlab

@@ -11,6 +11,7 @@
 
 #include "formats/checkpoint.h"
 #include "kernels/kernels.h"
+#include "model/linear.h"
 
 namespace medlab {
 
@@ -28,8 +29,9 @@ struct ImageEmbeddings {
 
 class Gemma3 {
  public:
-  // Views the checkpoint's language-model tensors (the checkpoint must outlive the model). Logits are
-  // produced for the first n_vocab rows of the tied embedding: the tokenizer's real vocabulary.
+  // Views the checkpoint's language-model tensors and the LoRA updates attached to them (the checkpoint must
+  // outlive the model). Logits are produced for the first n_vocab rows of the output head (the embedding,
+  // unless the checkpoint unties them): the tokenizer's real vocabulary.
   // Images of up to max_image_tokens soft tokens can be given to forward() (mm_tokens_per_image).
   Gemma3(const Checkpoint& checkpoint, int64_t n_vocab, int64_t max_image_tokens);
 
@@ -55,11 +57,12 @@ class Gemma3 {
   int64_t max_chunk() const { return kPrefillChunk + max_image_tokens_; }
 
  private:
+  friend class Gemma3Workspace;  // sizes its scratch from the layers
   struct Layer {
     bool sliding = false;
     std::vector<float> input_norm, post_attention_norm, pre_feedforward_norm, post_feedforward_norm;  // 1 + w
     std::vector<float> q_norm, k_norm;                                                                 // 1 + w
-    WeightMatrix q, k, v, o, gate, up, down;
+    Linear q, k, v, o, gate, up, down;
   };
 
   // The rows of one pass: `rows` consecutive rows from first_row on extend `state`'s sequence.
@@ -77,7 +80,8 @@ class Gemma3 {
 
   TextConfig config_;
   int64_t n_vocab_;
-  WeightMatrix embed_;  // [vocab_size, hidden]; its first n_vocab rows are also the output projection
+  WeightMatrix embed_;  // [vocab_size, hidden]
+  Linear head_;         // the first n_vocab rows of lm_head, or of the embedding it is tied to
   std::vector<float> final_norm_;
   std::vector<Layer> layers_;
   std::vector<float> inv_freq_local_, inv_freq_global_;  // rotary frequencies per dimension pair
@@ -121,11 +125,13 @@ class Gemma3Workspace {
 
  private:
   friend class Gemma3;
+  void linear(const float* x, int64_t m, const Linear& layer, float* y);
   ThreadPool& pool_;
   const KernelTable& kernels_;
   Precision precision_;
   int64_t max_rows_;
   std::vector<float> x_, normed_, q_, k_, v_, attn_, proj_, gate_, up_;
+  std::vector<float> low_rank_;                     // LoRA updates' scratch; empty without runtime adapters
   std::vector<int64_t> position_;                   // per row: its position in its sequence
   std::vector<int64_t> image_first_, image_last_;  // per row: its image's first and last position, or its own
   std::vector<float> rope_cos_, rope_sin_;          // [row][local, global][head_dim / 2]

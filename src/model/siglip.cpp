@@ -24,11 +24,6 @@ void check_shape(const TensorView& t, const std::vector<int64_t>& shape, const s
   if (t.shape != shape) fail("tensor ", name, ": shape ", shape_string(t.shape), ", expected ", shape_string(shape));
 }
 
-WeightMatrix matrix(const TensorView& t, int64_t rows, int64_t cols, const std::string& name) {
-  check_shape(t, {rows, cols}, name);
-  return {t.dtype, rows, cols, t.data};
-}
-
 // Norm weights and biases are small: widened to f32 once.
 std::vector<float> vector_f32(const TensorView& t, int64_t n, const std::string& name) {
   check_shape(t, {n}, name);
@@ -59,6 +54,7 @@ struct SiglipVision::Scratch {
   std::vector<float> normed;               // layer-norm output, [hidden]
   std::vector<float> q, k, v, attn, proj;  // [hidden]
   std::vector<float> mlp;                  // [intermediate]
+  std::vector<float> low_rank;             // LoRA updates' scratch
   Precision precision = Precision::Exact;  // for the weight matmuls
 };
 
@@ -79,7 +75,7 @@ SiglipVision::SiglipVision(const Checkpoint& checkpoint) {
   const std::string& prefix = checkpoint.layout().vision;
   auto tensor = [&](const std::string& name) -> const TensorView& { return checkpoint.vision(name); };
   auto mat = [&](const std::string& name, int64_t rows, int64_t cols) {
-    return matrix(tensor(name), rows, cols, prefix + name);
+    return linear_layer(checkpoint, prefix + name, rows, cols);
   };
   auto vec = [&](const std::string& name, int64_t n) { return vector_f32(tensor(name), n, prefix + name); };
 
@@ -114,6 +110,10 @@ SiglipVision::SiglipVision(const Checkpoint& checkpoint) {
     layer.fc2_bias = vec(l + "mlp.fc2.bias", d);
     layers_.push_back(std::move(layer));
   }
+  std::vector<const Linear*> linears;
+  for (const Layer& l : layers_)
+    for (const Linear* m : {&l.q, &l.k, &l.v, &l.out, &l.fc1, &l.fc2}) linears.push_back(m);
+  low_rank_floats_ = low_rank_scratch_floats(linears);
   post_norm_weight_ = vec("post_layernorm.weight", d);
   post_norm_bias_ = vec("post_layernorm.bias", d);
 
@@ -149,6 +149,7 @@ SiglipVision::Encoding::Encoding(const SiglipVision& vision, const float* pixels
   for (std::vector<float>* buffer : {&s.x, &s.normed, &s.q, &s.k, &s.v, &s.attn, &s.proj})
     buffer->resize(size_t(n * d));
   s.mlp.resize(size_t(n * vision.config_.intermediate_size));
+  s.low_rank.resize(size_t(vision.low_rank_floats_));
 }
 
 SiglipVision::Encoding::~Encoding() = default;
@@ -196,9 +197,9 @@ void SiglipVision::embed_patches(const float* pixels, Scratch& s, ThreadPool& po
 
 void SiglipVision::attention(const Layer& layer, Scratch& s, ThreadPool& pool, const KernelTable& kernels) const {
   const int64_t n = num_patches(), d = config_.hidden_size, hd = head_dim_;
-  matmul(kernels, pool, s.normed.data(), n, layer.q, s.q.data(), s.precision);
-  matmul(kernels, pool, s.normed.data(), n, layer.k, s.k.data(), s.precision);
-  matmul(kernels, pool, s.normed.data(), n, layer.v, s.v.data(), s.precision);
+  linear(kernels, pool, s.normed.data(), n, layer.q, s.q.data(), s.precision, s.low_rank);
+  linear(kernels, pool, s.normed.data(), n, layer.k, s.k.data(), s.precision, s.low_rank);
+  linear(kernels, pool, s.normed.data(), n, layer.v, s.v.data(), s.precision, s.low_rank);
   add_bias(s.q.data(), layer.q_bias, n);
   add_bias(s.k.data(), layer.k_bias, n);
   add_bias(s.v.data(), layer.v_bias, n);
@@ -222,20 +223,20 @@ void SiglipVision::attention(const Layer& layer, Scratch& s, ThreadPool& pool, c
                         shape);
     }
   });
-  matmul(kernels, pool, s.attn.data(), n, layer.out, s.proj.data(), s.precision);
+  linear(kernels, pool, s.attn.data(), n, layer.out, s.proj.data(), s.precision, s.low_rank);
   add_residual(s.x.data(), s.proj.data(), layer.out_bias, n);
 }
 
 void SiglipVision::mlp(const Layer& layer, Scratch& s, ThreadPool& pool, const KernelTable& kernels) const {
   const int64_t n = num_patches(), inter = config_.intermediate_size;
-  matmul(kernels, pool, s.normed.data(), n, layer.fc1, s.mlp.data(), s.precision);
+  linear(kernels, pool, s.normed.data(), n, layer.fc1, s.mlp.data(), s.precision, s.low_rank);
   pool.parallel_for(n, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       float* row = &s.mlp[size_t(t * inter)];
       for (int64_t i = 0; i < inter; ++i) row[i] = gelu_tanh(row[i] + layer.fc1_bias[size_t(i)]);
     }
   });
-  matmul(kernels, pool, s.mlp.data(), n, layer.fc2, s.proj.data(), s.precision);
+  linear(kernels, pool, s.mlp.data(), n, layer.fc2, s.proj.data(), s.precision, s.low_rank);
   add_residual(s.x.data(), s.proj.data(), layer.fc2_bias, n);
 }
 

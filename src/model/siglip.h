@@ -11,6 +11,7 @@
 
 #include "formats/checkpoint.h"
 #include "kernels/kernels.h"
+#include "model/linear.h"
 
 namespace medlab {
 
@@ -18,7 +19,8 @@ class SiglipVision {
   struct Scratch;  // one encode's buffers
 
  public:
-  // Views the checkpoint's vision and projector tensors (the checkpoint must outlive the model). Fails
+  // Views the checkpoint's vision and projector tensors and the LoRA updates attached to them (the
+  // checkpoint must outlive the model). Fails
   // naming the tensor if one is missing or misshapen, and if the checkpoint has no vision tower.
   explicit SiglipVision(const Checkpoint& checkpoint);
 
@@ -59,7 +61,7 @@ class SiglipVision {
  private:
   struct Layer {
     std::vector<float> norm1_weight, norm1_bias, norm2_weight, norm2_bias;
-    WeightMatrix q, k, v, out, fc1, fc2;
+    Linear q, k, v, out, fc1, fc2;
     std::vector<float> q_bias, k_bias, v_bias, out_bias, fc1_bias, fc2_bias;
   };
 
@@ -69,6 +71,7 @@ class SiglipVision {
   void project(Scratch& s, float* out, ThreadPool& pool, const KernelTable& kernels) const;
 
   VisionConfig config_;
+  int64_t low_rank_floats_ = 0;  // scratch the layers' LoRA updates need
   int64_t patches_per_side_ = 0, tokens_per_side_ = 0, output_dim_ = 0, head_dim_ = 0;
   WeightMatrix patch_embedding_;  // the conv kernel [hidden, channels, p, p] seen as [hidden, channels*p*p]
   std::vector<float> patch_bias_;

@@ -147,10 +147,11 @@ PairsToDo pairs_to_do(const std::vector<WorkItem>& mine, const std::filesystem::
       fail(where, ": pair ", id, " is not part of this run (other images, manifest, questions or shard?); "
            "resume with the same inputs, or write to another file");
     const nlohmann::json& run = row.value("run", nlohmann::json::object());
-    for (const char* field : {"model_sha256", "seed", "sampler", "max_new_tokens", "stop", "precision"})
-      if (run.value(field, nlohmann::json()) != settings[field])
+    // "adapters" is absent from both when there are none.
+    for (const char* field : {"model_sha256", "seed", "sampler", "max_new_tokens", "stop", "precision", "adapters"})
+      if (run.value(field, nlohmann::json()) != settings.value(field, nlohmann::json()))
         fail(where, ": made with ", field, " ", run.value(field, nlohmann::json()).dump(), ", this run has ",
-             settings[field].dump(), "; resume with the same model and settings, or write to another file");
+             settings.value(field, nlohmann::json()).dump(), "; resume with the same model and settings, or write to another file");
     if (!done.insert(id).second) result.repeated.push_back(where + ": " + id);
   }
   for (const WorkItem& item : mine)

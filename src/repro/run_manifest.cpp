@@ -7,17 +7,12 @@
 #include "core/build_info.h"
 
 namespace medlab {
-namespace {
 
-// A float setting as the double with the same shortest decimal form (0.8f as 0.8, not 0.800000011920929),
-// so manifests read as the settings were written.
-double setting(float value) {
+double json_setting(float value) {
   char text[32];
   const auto end = std::to_chars(text, text + sizeof text, value).ptr;
   return std::strtod(std::string(text, end).c_str(), nullptr);
 }
-
-}  // namespace
 
 std::string utc_timestamp() {
   const std::time_t now = std::time(nullptr);
@@ -30,17 +25,24 @@ std::string utc_timestamp() {
 
 nlohmann::json manifest_json(const RunManifest& m) {
   const SamplerSettings& s = m.generation.sampler;
-  return {{"engine", build_info().version},
-          {"commit", build_info().git_commit},
-          {"isa", m.isa},
-          {"precision", m.precision},
-          {"model_sha256", m.model_sha256},
-          {"seed", s.seed},
-          {"sampler",
-           {{"temperature", setting(s.temperature)}, {"top_k", s.top_k}, {"top_p", setting(s.top_p)},
-            {"min_p", setting(s.min_p)}, {"repetition_penalty", setting(s.repetition_penalty)}}},
-          {"max_new_tokens", m.generation.max_new_tokens},
-          {"stop", m.generation.stop_strings}};
+  nlohmann::json out = {{"engine", build_info().version},
+                        {"commit", build_info().git_commit},
+                        {"isa", m.isa},
+                        {"precision", m.precision},
+                        {"model_sha256", m.model_sha256},
+                        {"seed", s.seed},
+                        {"sampler",
+                         {{"temperature", json_setting(s.temperature)},
+                          {"top_k", s.top_k},
+                          {"top_p", json_setting(s.top_p)},
+                          {"min_p", json_setting(s.min_p)},
+                          {"repetition_penalty", json_setting(s.repetition_penalty)}}},
+                        {"max_new_tokens", m.generation.max_new_tokens},
+                        {"stop", m.generation.stop_strings}};
+  for (const AdapterHash& a : m.adapters)
+    out["adapters"].push_back(
+        {{"name", a.name}, {"sha256", a.sha256}, {"scale", json_setting(a.scale)}, {"merged", a.merged}});
+  return out;
 }
 
 }  // namespace medlab

@@ -1,5 +1,7 @@
 #include "repro/weights_lock.h"
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -14,6 +16,7 @@
 
 #include "core/build_info.h"
 #include "core/error.h"
+#include "repro/run_manifest.h"
 
 namespace medlab {
 namespace {
@@ -62,6 +65,38 @@ std::string file_name(const std::string& path, const fs::path& model_dir) {
 
 std::string short_ids(const std::vector<TokenId>& ids) { return "[" + joined_ids(ids) + "]"; }
 
+// "scale 0.5, merged"
+std::string applied_text(const AdapterHash& a) {
+  char scale[32];
+  const auto end = std::to_chars(scale, scale + sizeof scale, a.scale).ptr;
+  return "scale " + std::string(scale, end) + ", " + (a.merged ? "merged" : "runtime");
+}
+
+// "chest-lora <sha256> (scale 0.5, merged)"
+std::string adapter_text(const AdapterHash& a) { return a.name + " " + a.sha256 + " (" + applied_text(a) + ")"; }
+
+std::vector<AdapterHash> parse_adapters(const json& adapters, const LockReader& r) {
+  if (!adapters.is_array() || adapters.empty()) r.bad("adapters", "must be a non-empty array (or absent: no adapters)");
+  std::vector<AdapterHash> parsed;
+  for (size_t i = 0; i < adapters.size(); ++i) {
+    const std::string where = "adapters[" + std::to_string(i) + "].";
+    if (!adapters[i].is_object()) r.bad("adapters[" + std::to_string(i) + "]", "must be an object");
+    r.only(adapters[i], where, {"name", "sha256", "scale", "merged"});
+    AdapterHash a;
+    a.name = r.string(adapters[i], where, "name");
+    if (a.name.empty()) r.bad(where + "name", "is empty");
+    a.sha256 = r.sha256(adapters[i], where, "sha256");
+    const json& scale = r.get(adapters[i], where, "scale");
+    if (!scale.is_number() || !std::isfinite(scale.get<double>())) r.bad(where + "scale", "must be a number");
+    a.scale = scale.get<float>();
+    const json& merged = r.get(adapters[i], where, "merged");
+    if (!merged.is_boolean()) r.bad(where + "merged", "must be true or false");
+    a.merged = merged.get<bool>();
+    parsed.push_back(std::move(a));
+  }
+  return parsed;
+}
+
 }  // namespace
 
 WeightsLock make_lock(const WeightHashes& hashes, const fs::path& model_dir, const Fingerprint& fingerprint,
@@ -70,6 +105,7 @@ WeightsLock make_lock(const WeightHashes& hashes, const fs::path& model_dir, con
   lock.engine_version = build_info().version;
   lock.model_sha256 = hashes.model_sha256;
   for (const WeightFileHash& file : hashes.files) lock.files.push_back({file_name(file.path, model_dir), file.size, file.sha256});
+  lock.adapters = hashes.adapters;
   lock.fingerprint = fingerprint;
   lock.tolerance = tolerance;
   return lock;
@@ -79,19 +115,21 @@ std::string lock_text(const WeightsLock& lock) {
   nlohmann::ordered_json files = nlohmann::ordered_json::array();
   for (const LockedFile& f : lock.files) files.push_back({{"name", f.name}, {"size", f.size}, {"sha256", f.sha256}});
   const Fingerprint& fp = lock.fingerprint;
-  const nlohmann::ordered_json out = {
+  nlohmann::ordered_json out = {
       {"format", kWeightsLockFormat},
       {"engine_version", lock.engine_version},
       {"model_sha256", lock.model_sha256},
       {"files", files},
-      {"fingerprint",
-       {{"prompt", fp.prompt},
-        {"image", fp.image},
-        {"top3_logit_l2", six_decimals(fp.top3_logit_l2)},
-        {"top20_ids", fp.top20_ids},
-        {"top20_ids_sha256", fp.top20_ids_sha256},
-        {"tolerance", lock.tolerance}}},
   };
+  for (const AdapterHash& a : lock.adapters)
+    out["adapters"].push_back(
+        {{"name", a.name}, {"sha256", a.sha256}, {"scale", json_setting(a.scale)}, {"merged", a.merged}});
+  out["fingerprint"] = {{"prompt", fp.prompt},
+                        {"image", fp.image},
+                        {"top3_logit_l2", six_decimals(fp.top3_logit_l2)},
+                        {"top20_ids", fp.top20_ids},
+                        {"top20_ids_sha256", fp.top20_ids_sha256},
+                        {"tolerance", lock.tolerance}};
   return out.dump(2) + "\n";
 }
 
@@ -103,7 +141,7 @@ WeightsLock parse_lock(const std::string& text, const std::string& source) {
   const std::string format = r.string(root, "", "format");
   if (format != kWeightsLockFormat)
     fail(source, ": format \"", format, "\" is not ", kWeightsLockFormat, " (a lock from another version of medlab?)");
-  r.only(root, "", {"format", "engine_version", "model_sha256", "files", "fingerprint"});
+  r.only(root, "", {"format", "engine_version", "model_sha256", "files", "adapters", "fingerprint"});
 
   WeightsLock lock;
   lock.engine_version = r.string(root, "", "engine_version");
@@ -125,6 +163,7 @@ WeightsLock parse_lock(const std::string& text, const std::string& source) {
     f.sha256 = r.sha256(files[i], where, "sha256");
     lock.files.push_back(std::move(f));
   }
+  if (root.contains("adapters")) lock.adapters = parse_adapters(root["adapters"], r);
 
   const json& fp = r.object(root, "", "fingerprint");
   const std::string where = "fingerprint.";
@@ -198,6 +237,20 @@ std::vector<LockCheck> compare_lock(const WeightsLock& locked, const WeightsLock
                     locked.model_sha256 == found.model_sha256
                         ? ""
                         : "MISMATCH expected " + locked.model_sha256 + " found " + found.model_sha256});
+  // Adapters in the order they were applied: the same files, scale and way of applying them.
+  for (size_t i = 0; i < std::max(locked.adapters.size(), found.adapters.size()); ++i) {
+    if (i >= found.adapters.size()) {
+      checks.push_back({"adapter " + locked.adapters[i].name, false,
+                        "MISSING: in the lock, not applied to the model (pass its folder with --lora)"});
+    } else if (i >= locked.adapters.size()) {
+      checks.push_back({"adapter " + found.adapters[i].name, false, "EXTRA: applied to the model, not in the lock"});
+    } else {
+      const AdapterHash &l = locked.adapters[i], &f = found.adapters[i];
+      const bool same = l.sha256 == f.sha256 && l.scale == f.scale && l.merged == f.merged;
+      checks.push_back({"adapter " + l.name + " sha256", same,
+                        same ? applied_text(f) : "MISMATCH expected " + adapter_text(l) + " found " + adapter_text(f)});
+    }
+  }
 
   const Fingerprint& l = locked.fingerprint;
   const Fingerprint& f = found.fingerprint;

@@ -4,8 +4,12 @@
 //
 //   {"format": "medlab-weights-lock/1", "engine_version": "0.1.0", "model_sha256": "...",
 //    "files": [{"name": "model-00001-of-00002.safetensors", "size": 4961251752, "sha256": "..."}, ...],
+//    "adapters": [{"name": "chest-lora", "sha256": "...", "scale": 1, "merged": false}],
 //    "fingerprint": {"prompt": ..., "image": ..., "top3_logit_l2": "37.512345", "top20_ids": [...],
 //                    "top20_ids_sha256": "...", "tolerance": 0.0001}}
+//
+// "adapters" (repro/weights.h's AdapterHash, in the order they were applied) is there only when the model
+// was locked with LoRA adapters, so that locks of plain models read and compare as before.
 //
 // File names are relative to the model folder (a .gguf file and its mmproj: the file name). The fingerprint
 // is repro/fingerprint.h's; its top3_logit_l2 matches when the relative difference is at most the tolerance
@@ -36,11 +40,12 @@ struct WeightsLock {
   std::string engine_version;
   std::string model_sha256;
   std::vector<LockedFile> files;
+  std::vector<AdapterHash> adapters;
   Fingerprint fingerprint;  // top3_logit_l2 as read from its 6 decimals
   double tolerance = kDefaultFingerprintTolerance;
 };
 
-// The lock of a model whose files were hashed from the checkpoint in `model_dir`.
+// The lock of a model whose files (and adapters) were hashed from the checkpoint in `model_dir`.
 WeightsLock make_lock(const WeightHashes& hashes, const std::filesystem::path& model_dir, const Fingerprint& fingerprint,
                       double tolerance);
 
@@ -51,7 +56,8 @@ WeightsLock parse_lock(const std::string& text, const std::string& source);
 WeightsLock read_lock(const std::filesystem::path& path);  // a missing file says how to write one
 void write_lock(const WeightsLock& lock, const std::filesystem::path& path);
 
-// One comparison of the lock with the model: "sha256 model.safetensors", "fingerprint top3_logit_l2".
+// One comparison of the lock with the model: "sha256 model.safetensors", "adapter chest-lora sha256",
+// "fingerprint top3_logit_l2".
 struct LockCheck {
   std::string subject;
   bool ok = true;

@@ -163,6 +163,102 @@ TEST(WeightsLock, FingerprintWithinToleranceMatches) {
   EXPECT_EQ(lines[0].rfind("fingerprint image: MISMATCH", 0), 0u) << lines[0];
 }
 
+WeightsLock lock_with_adapters() {
+  WeightsLock lock = sample_lock();
+  lock.adapters = {{"chest-lora", std::string(64, 'e'), 1.0f, false}, {"style", std::string(64, 'f'), 0.1f, true}};
+  return lock;
+}
+
+std::string adapters_parse_error(const std::function<void(nlohmann::json&)>& edit) {
+  nlohmann::json j = nlohmann::json::parse(lock_text(lock_with_adapters()));
+  edit(j);
+  try {
+    parse_lock(j.dump(), "weights.lock");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(WeightsLock, AdaptersAreWrittenOnlyWhenPresent) {
+  EXPECT_EQ(lock_text(sample_lock()).find("adapters"), std::string::npos);
+  const std::string text = lock_text(lock_with_adapters());
+  const size_t adapters = text.find("\"adapters\""), files = text.find("\"files\""), fp = text.find("\"fingerprint\"");
+  ASSERT_NE(adapters, std::string::npos) << text;
+  EXPECT_LT(files, adapters);
+  EXPECT_LT(adapters, fp);
+  EXPECT_NE(text.find("\"scale\": 0.1,"), std::string::npos) << text;
+  const WeightsLock read = parse_lock(text, "weights.lock");
+  EXPECT_EQ(lock_text(read), text);
+  ASSERT_EQ(read.adapters.size(), 2u);
+  EXPECT_EQ(read.adapters[1].name, "style");
+  EXPECT_EQ(read.adapters[1].scale, 0.1f);
+  EXPECT_TRUE(read.adapters[1].merged);
+  EXPECT_FALSE(read.adapters[0].merged);
+}
+
+TEST(WeightsLock, DamagedAdaptersAreRefusedByField) {
+  EXPECT_EQ(adapters_parse_error([](nlohmann::json& j) { j["adapters"] = nlohmann::json::array(); }),
+            "weights.lock: field adapters must be a non-empty array (or absent: no adapters)");
+  EXPECT_EQ(adapters_parse_error([](nlohmann::json& j) { j["adapters"][1].erase("sha256"); }),
+            "weights.lock: field adapters[1].sha256 missing");
+  EXPECT_EQ(adapters_parse_error([](nlohmann::json& j) { j["adapters"][0]["merged"] = "no"; }),
+            "weights.lock: field adapters[0].merged must be true or false");
+  EXPECT_EQ(adapters_parse_error([](nlohmann::json& j) { j["adapters"][0]["scale"] = "1"; }),
+            "weights.lock: field adapters[0].scale must be a number");
+  EXPECT_EQ(adapters_parse_error([](nlohmann::json& j) { j["adapters"][0]["name"] = ""; }),
+            "weights.lock: field adapters[0].name is empty");
+  EXPECT_EQ(adapters_parse_error([](nlohmann::json& j) { j["adapters"][0]["rank"] = 8; }),
+            "weights.lock: field adapters[0].rank is not part of medlab-weights-lock/1");
+  EXPECT_EQ(adapters_parse_error([](nlohmann::json& j) { j["adapters"] = nlohmann::json::object(); }),
+            "weights.lock: field adapters must be a non-empty array (or absent: no adapters)");
+}
+
+TEST(WeightsLock, AdaptersAreComparedInOrder) {
+  const WeightsLock locked = lock_with_adapters();
+  std::vector<LockCheck> checks = compare_lock(locked, locked, 1e-4);
+  EXPECT_TRUE(lock_differences(checks).empty());
+  ASSERT_EQ(checks.size(), 3u + 1u + 2u + 4u);  // files, model_sha256, two adapters, the fingerprint's four
+  EXPECT_EQ(checks[4].subject, "adapter chest-lora sha256");
+  EXPECT_EQ(checks[4].detail, "scale 1, runtime");
+  EXPECT_EQ(checks[5].subject, "adapter style sha256");
+  EXPECT_EQ(checks[5].detail, "scale 0.1, merged");
+
+  WeightsLock found = lock_with_adapters();
+  found.adapters[0].sha256 = std::string(64, '1');
+  found.adapters[1].merged = false;
+  std::vector<std::string> lines = lock_differences(compare_lock(locked, found, 1e-4));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "adapter chest-lora sha256: MISMATCH expected chest-lora " + std::string(64, 'e') +
+                          " (scale 1, runtime) found chest-lora " + std::string(64, '1') + " (scale 1, runtime)");
+  EXPECT_EQ(lines[1], "adapter style sha256: MISMATCH expected style " + std::string(64, 'f') +
+                          " (scale 0.1, merged) found style " + std::string(64, 'f') + " (scale 0.1, runtime)");
+
+  found = lock_with_adapters();
+  found.adapters[1].scale = 0.2f;
+  lines = lock_differences(compare_lock(locked, found, 1e-4));
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("(scale 0.1, merged) found style"), std::string::npos) << lines[0];
+}
+
+TEST(WeightsLock, AdaptersOnOneSideOnlyDiffer) {
+  std::vector<std::string> lines = lock_differences(compare_lock(lock_with_adapters(), sample_lock(), 1e-4));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "adapter chest-lora: MISSING: in the lock, not applied to the model (pass its folder with --lora)");
+  EXPECT_EQ(lines[1].rfind("adapter style: MISSING", 0), 0u) << lines[1];
+
+  lines = lock_differences(compare_lock(sample_lock(), lock_with_adapters(), 1e-4));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "adapter chest-lora: EXTRA: applied to the model, not in the lock");
+  EXPECT_EQ(lines[1], "adapter style: EXTRA: applied to the model, not in the lock");
+
+  WeightsLock one = lock_with_adapters();
+  one.adapters.pop_back();
+  lines = lock_differences(compare_lock(lock_with_adapters(), one, 1e-4));
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0].rfind("adapter style: MISSING", 0), 0u) << lines[0];
+}
+
 class TinyFingerprint : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { tiny_ = new testing::TinyTestModel("weights_lock_tiny", 5); }

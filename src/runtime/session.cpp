@@ -49,8 +49,16 @@ Tokenizer gguf_tokenizer(const GgufFile& file) {
 
 std::unique_ptr<LoadedModel> load_model(const std::string& model, const LoadOptions& options) {
   Checkpoint checkpoint = Checkpoint::open(model, options.hf_hub_cache, options.mmproj);
-  if (options.quantize)
-    quantize_weights(checkpoint, *options.quantize, int(std::max(1u, std::thread::hardware_concurrency())));
+  const int threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  // Merged adapters change the weights before they are quantized; run-time ones sit beside the quantized base.
+  const auto add_adapters = [&] {
+    for (const AdapterRequest& request : options.adapters)
+      checkpoint.add_adapter(LoraAdapter::open(request.dir, checkpoint.config()), request.scale, options.merge_adapters,
+                             threads);
+  };
+  if (options.merge_adapters) add_adapters();
+  if (options.quantize) quantize_weights(checkpoint, *options.quantize, threads);
+  if (!options.merge_adapters) add_adapters();
   const auto tokenizer_path = checkpoint.dir() / "tokenizer.json";
   if (!checkpoint.gguf() && !std::filesystem::exists(tokenizer_path))
     fail(tokenizer_path.string(), ": missing (the model folder needs its tokenizer)");

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "formats/checkpoint.h"
+#include "formats/peft_adapter.h"
 #include "model/gemma3.h"
 #include "model/siglip.h"
 #include "runtime/generation.h"
@@ -39,10 +40,12 @@ struct LoadOptions {
   std::optional<std::filesystem::path> hf_hub_cache;  // where Hugging Face ids are looked up
   std::optional<std::filesystem::path> mmproj;         // llama.cpp projector file beside a .gguf model
   std::optional<DType> quantize;                        // quantize the decoder's matrices at load
+  std::vector<AdapterRequest> adapters;                 // PEFT LoRA adapters, applied in order
+  bool merge_adapters = false;  // merge them into the weights (before quantizing) instead of running them beside
 };
 
-// Opens a folder, a cached Hugging Face id or a .gguf file, checks it, maps the weights and loads
-// the tokenizer.
+// Opens a folder, a cached Hugging Face id or a .gguf file, checks it, maps the weights, applies the
+// adapters and loads the tokenizer.
 std::unique_ptr<LoadedModel> load_model(const std::string& model, const LoadOptions& options);
 
 // The tokenizer a GGUF file's tokenizer.ggml.* metadata describes; throws Error naming the file and key.

@@ -23,7 +23,7 @@ class TinyTestModel {
     if (!std::filesystem::exists(tokenizer_dir / "tokenizer.json"))
       fail(tokenizer_dir.string(), " is missing: run scripts/setup.sh");
     std::filesystem::remove_all(dir_);
-    write_test_checkpoint({"tiny", seed, DType::BF16, tokenizer_dir.string()}, dir_.string());
+    write_test_checkpoint({"tiny", uint64_t(seed), DType::BF16, tokenizer_dir.string()}, dir_.string());
     model_ = load_model(dir_.string(), {});
   }
   ~TinyTestModel() {

@@ -35,6 +35,7 @@ struct ServerState {
   ServerOptions options;
   std::string model_name;    // the folder or file name, never a full path
   std::string model_sha256;  // of the weight files, in order
+  std::vector<AdapterHash> adapters;  // LoRA adapters applied to the model
   std::string isa;           // the kernel set the scheduler runs
   std::string precision;     // "fast" or "exact"
   std::string fingerprint;   // "medlab-0.1.0-<isa>"
@@ -45,7 +46,7 @@ struct ServerState {
 
 // The run manifest an answer carries: these weights, kernels and precision, with the request's settings.
 inline nlohmann::json answer_manifest(const ServerState& state, const GenerationSettings& settings) {
-  return manifest_json({state.model_sha256, state.isa, state.precision, settings});
+  return manifest_json({state.model_sha256, state.isa, state.precision, settings, state.adapters});
 }
 
 }  // namespace medlab::server

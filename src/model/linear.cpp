@@ -1,0 +1,65 @@
+#include "model/linear.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace medlab {
+namespace {
+
+WeightMatrix matrix_view(const TensorView& t, int64_t rows, int64_t cols, const std::string& name) {
+  if (t.shape.size() != 2 || t.shape[0] != rows || t.shape[1] != cols)
+    fail("tensor ", name, ": shape ", shape_string(t.shape), ", expected ", shape_string({rows, cols}));
+  return {t.dtype, rows, cols, t.data};
+}
+
+}  // namespace
+
+Linear linear_layer(const Checkpoint& checkpoint, const std::string& full_name, int64_t rows, int64_t cols,
+                    const std::string& updates_of) {
+  const auto it = checkpoint.tensors().find(full_name);
+  if (it == checkpoint.tensors().end()) fail(checkpoint.dir().string(), ": no tensor '", full_name, "'");
+  Linear layer{matrix_view(it->second, rows, cols, full_name), {}};
+  for (const LowRankTensors& update : checkpoint.low_rank(updates_of.empty() ? full_name : updates_of)) {
+    const int64_t rank = update.down.shape.empty() ? 0 : update.down.shape[0];
+    layer.updates.push_back({matrix_view(update.down, rank, cols, full_name + " (LoRA A)"),
+                             matrix_view(update.up, rows, rank, full_name + " (LoRA B)"), update.scale});
+  }
+  return layer;
+}
+
+Linear first_rows(Linear layer, int64_t rows) {
+  if (rows < 1 || rows > layer.weight.rows) fail("model: ", rows, " output rows of a layer with ", layer.weight.rows);
+  layer.weight.rows = rows;  // row-major: the first rows are a prefix of the matrix
+  for (LowRankUpdate& u : layer.updates) u.up.rows = rows;
+  return layer;
+}
+
+int64_t low_rank_scratch_floats(std::span<const Linear* const> layers) {
+  int64_t floats = 0;
+  for (const Linear* layer : layers)
+    for (const LowRankUpdate& u : layer->updates) floats = std::max(floats, kLowRankRows * (u.down.rows + u.up.rows));
+  return floats;
+}
+
+void linear(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const Linear& layer, float* y,
+            Precision precision, std::span<float> scratch) {
+  const WeightMatrix& w = layer.weight;
+  matmul(k, pool, x, m, w, y, precision);
+  for (const LowRankUpdate& u : layer.updates) {
+    const int64_t rank = u.down.rows;
+    if (int64_t(scratch.size()) < kLowRankRows * (rank + w.rows))
+      fail("model: low-rank scratch of ", scratch.size(), " floats is too small for a rank-", rank, " update");
+    float* down = scratch.data();                       // [block][rank]
+    float* up = scratch.data() + kLowRankRows * rank;  // [block][rows]
+    for (int64_t begin = 0; begin < m; begin += kLowRankRows) {
+      const int64_t rows = std::min(kLowRankRows, m - begin);
+      matmul(k, pool, x + begin * w.cols, rows, u.down, down, Precision::Exact);
+      matmul(k, pool, down, rows, u.up, up, Precision::Exact);
+      float* out = y + begin * w.rows;
+      for (int64_t i = 0; i < rows * w.rows; ++i) out[i] += up[i] * u.scale;
+    }
+  }
+}
+
+}  // namespace medlab

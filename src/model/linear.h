@@ -1,0 +1,45 @@
+// A linear layer as the models use it: a weight matrix in its stored dtype, plus the low-rank updates that
+// LoRA adapters apply beside it at run time (formats/peft_adapter.h), so the base weights stay untouched
+// and may be quantized.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "formats/checkpoint.h"
+#include "kernels/kernels.h"
+
+namespace medlab {
+
+// scale * (x @ down^T) @ up^T: down is LoRA's A [rank, cols], up its B [rows, rank].
+struct LowRankUpdate {
+  WeightMatrix down, up;
+  float scale = 1;
+};
+
+struct Linear {
+  WeightMatrix weight;
+  std::vector<LowRankUpdate> updates;
+};
+
+// The checkpoint's tensor `full_name` as a [rows, cols] matrix (throws Error naming it if misshapen), with
+// the low-rank updates the checkpoint's runtime adapters attach to it, or to `updates_of` when the layer
+// reads another layer's weight (a head tied to the embedding).
+Linear linear_layer(const Checkpoint& checkpoint, const std::string& full_name, int64_t rows, int64_t cols,
+                    const std::string& updates_of = {});
+// The layer's first `rows` outputs only (the head's rows of real tokens).
+Linear first_rows(Linear layer, int64_t rows);
+
+// Floats of scratch linear() needs for any layer of `layers`: zero when none has updates.
+int64_t low_rank_scratch_floats(std::span<const Linear* const> layers);
+
+// y[m, rows] = x[m, cols] @ weight^T + each update's term, in that order. The updates run in f32, in
+// blocks of kLowRankRows rows of x, so scratch is bounded and each output row still depends only on its
+// own input row.
+void linear(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const Linear& layer, float* y,
+            Precision precision, std::span<float> scratch);
+inline constexpr int64_t kLowRankRows = 64;
+
+}  // namespace medlab
