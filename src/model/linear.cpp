@@ -22,8 +22,12 @@ Linear linear_layer(const Checkpoint& checkpoint, const std::string& full_name, 
   Linear layer{matrix_view(it->second, rows, cols, full_name), {}};
   for (const LowRankTensors& update : checkpoint.low_rank(updates_of.empty() ? full_name : updates_of)) {
     const int64_t rank = update.down.shape.empty() ? 0 : update.down.shape[0];
-    layer.updates.push_back({matrix_view(update.down, rank, cols, full_name + " (LoRA A)"),
-                             matrix_view(update.up, rows, rank, full_name + " (LoRA B)"), update.scale});
+    matrix_view(update.up, rows, rank, full_name + " (LoRA B)");  // checks the shape
+    std::vector<float> up_t(static_cast<size_t>(rank * rows));
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < rank; ++j) up_t[size_t(j * rows + i)] = element_f32(update.up, i * rank + j);
+    layer.updates.push_back({matrix_view(update.down, rank, cols, full_name + " (LoRA A)"), std::move(up_t), rows, rows,
+                             update.scale});
   }
   return layer;
 }
@@ -31,14 +35,14 @@ Linear linear_layer(const Checkpoint& checkpoint, const std::string& full_name, 
 Linear first_rows(Linear layer, int64_t rows) {
   if (rows < 1 || rows > layer.weight.rows) fail("model: ", rows, " output rows of a layer with ", layer.weight.rows);
   layer.weight.rows = rows;  // row-major: the first rows are a prefix of the matrix
-  for (LowRankUpdate& u : layer.updates) u.up.rows = rows;
+  for (LowRankUpdate& u : layer.updates) u.rows = rows;
   return layer;
 }
 
 int64_t low_rank_scratch_floats(std::span<const Linear* const> layers) {
   int64_t floats = 0;
   for (const Linear* layer : layers)
-    for (const LowRankUpdate& u : layer->updates) floats = std::max(floats, kLowRankRows * (u.down.rows + u.up.rows));
+    for (const LowRankUpdate& u : layer->updates) floats = std::max(floats, kLowRankRows * u.rank());
   return floats;
 }
 
@@ -47,17 +51,31 @@ void linear(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, c
   const WeightMatrix& w = layer.weight;
   matmul(k, pool, x, m, w, y, precision);
   for (const LowRankUpdate& u : layer.updates) {
-    const int64_t rank = u.down.rows;
-    if (int64_t(scratch.size()) < kLowRankRows * (rank + w.rows))
+    const int64_t rank = u.rank();
+    if (int64_t(scratch.size()) < kLowRankRows * rank)
       fail("model: low-rank scratch of ", scratch.size(), " floats is too small for a rank-", rank, " update");
-    float* down = scratch.data();                       // [block][rank]
-    float* up = scratch.data() + kLowRankRows * rank;  // [block][rows]
+    float* down = scratch.data();  // [block][rank]
     for (int64_t begin = 0; begin < m; begin += kLowRankRows) {
       const int64_t rows = std::min(kLowRankRows, m - begin);
       matmul(k, pool, x + begin * w.cols, rows, u.down, down, Precision::Exact);
-      matmul(k, pool, down, rows, u.up, up, Precision::Exact);
-      float* out = y + begin * w.rows;
-      for (int64_t i = 0; i < rows * w.rows; ++i) out[i] += up[i] * u.scale;
+      // y += scale * (down @ B^T), a column slice per job: sum over the rank into `sum`, then scale and add.
+      constexpr int64_t kColumns = 256;
+      pool.parallel_for((u.rows + kColumns - 1) / kColumns, [&](int64_t first, int64_t last) {
+        float sum[kColumns];
+        for (int64_t slice = first; slice < last; ++slice) {
+          const int64_t c0 = slice * kColumns, width = std::min(kColumns, u.rows - c0);
+          for (int64_t i = 0; i < rows; ++i) {
+            std::fill(sum, sum + width, 0.0f);
+            for (int64_t j = 0; j < rank; ++j) {
+              const float d = down[i * rank + j];
+              const float* b = &u.up_t[size_t(j * u.up_stride + c0)];
+              for (int64_t c = 0; c < width; ++c) sum[c] += d * b[c];
+            }
+            float* out = y + (begin + i) * w.rows + c0;
+            for (int64_t c = 0; c < width; ++c) out[c] += sum[c] * u.scale;
+          }
+        }
+      });
     }
   }
 }

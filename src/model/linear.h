@@ -13,10 +13,15 @@
 
 namespace medlab {
 
-// scale * (x @ down^T) @ up^T: down is LoRA's A [rank, cols], up its B [rows, rank].
+// scale * (x @ down^T) @ up^T, with down LoRA's A [rank, cols] viewed in place and up its B [rows, rank],
+// held transposed in f32 ([rank][up_stride], first `rows` used): the product with it is then `rank` passes
+// over contiguous rows, where B's own layout would need a 16-long dot product per output.
 struct LowRankUpdate {
-  WeightMatrix down, up;
+  WeightMatrix down;
+  std::vector<float> up_t;
+  int64_t rows = 0, up_stride = 0;
   float scale = 1;
+  int64_t rank() const { return down.rows; }
 };
 
 struct Linear {
@@ -36,8 +41,8 @@ Linear first_rows(Linear layer, int64_t rows);
 int64_t low_rank_scratch_floats(std::span<const Linear* const> layers);
 
 // y[m, rows] = x[m, cols] @ weight^T + each update's term, in that order. The updates run in f32, in
-// blocks of kLowRankRows rows of x, so scratch is bounded and each output row still depends only on its
-// own input row.
+// blocks of kLowRankRows rows of x, so scratch is bounded; each output sums over the rank in order, so it
+// depends only on its own input row, never on the threads or the rows beside it.
 void linear(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const Linear& layer, float* y,
             Precision precision, std::span<float> scratch);
 inline constexpr int64_t kLowRankRows = 64;

@@ -9,12 +9,14 @@
 //
 //   node llama_parity.mjs --medlab BIN --reference BIN (--preset tiny|tiny-text|small-text [--seed 1] | --model DIR)
 //                         [--workdir DIR] [--steps 32] [--top 5] [--tolerance 1e-3] [--threads 2] [--type f32]
-//                         [--medlab-gguf] [--precision fast|exact] [--tensor-types LIST] [--no-ties]
+//                         [--medlab-gguf] [--precision fast|exact] [--tensor-types LIST] [--no-ties] [--lora]
 // --medlab-gguf: medlab reads the same GGUF file as llama.cpp instead of the model folder (for
 // quantized types, whose blocks both sides then share); --precision is passed to medlab run.
 // --tensor-types f32,q4_K,q6_K: the GGUF must hold tensors of each of these types and no others, with
 // every norm in f32 (a mixed-type file, as llama-quantize writes one).
 // --no-ties: every greedy step must pick the same token, even a near-tie within the tolerance.
+// --lora: a random LoRA adapter (all linear layers, embedding and head saved whole) applied by medlab at run
+// time, against llama.cpp running merge-lora's merged model (its head untied, as output.weight).
 // Ends with "N passed, M failed"; exits 1 if anything failed.
 //
 // Tolerance 1e-3. llama.cpp's CPU backend evaluates GELU through an fp16 lookup table (GGML_GELU_FP16 in
@@ -51,6 +53,7 @@ const { values: opt } = parseArgs({
     precision: { type: 'string' },
     'tensor-types': { type: 'string' },
     'no-ties': { type: 'boolean', default: false },
+    lora: { type: 'boolean', default: false },
   },
 });
 if (!opt.medlab || !opt.reference || !(opt.preset || opt.model)) {
@@ -128,12 +131,25 @@ mkdirSync(opt.workdir, { recursive: true });
 let modelDir = opt.model && resolve(opt.model);
 if (!modelDir) {
   modelDir = join(opt.workdir, 'model');
-  run(opt.medlab, ['make-test-model', '--preset', opt.preset, '--seed', opt.seed, '--out', modelDir, '--force']);
+  // With --lora in f32: merged into bf16 weights, the update would be rounded (log-probs move by ~5e-2).
+  run(opt.medlab, ['make-test-model', '--preset', opt.preset, '--seed', opt.seed, '--out', modelDir, '--force',
+                   ...(opt.lora ? ['--dtype', 'f32'] : [])]);
+}
+// --lora: llama.cpp runs the model with a random adapter merged in (merge-lora, then convert), medlab the
+// model folder with the same adapter applied at run time.
+let ggufSource = modelDir;
+const medlabExtra = opt.precision ? ['--precision', opt.precision] : [];
+if (opt.lora) {
+  const adapterDir = join(opt.workdir, 'adapter');
+  run(opt.medlab, ['make-test-model', '--preset', opt.preset, '--seed', opt.seed, '--adapter',
+                   '--modules-to-save', 'embed_tokens,lm_head', '--out', adapterDir, '--force']);
+  ggufSource = join(opt.workdir, 'merged');
+  run(opt.medlab, ['merge-lora', '--model', modelDir, '--lora', adapterDir, '--out', ggufSource, '--force']);
+  if (!opt['medlab-gguf']) medlabExtra.push('--lora', adapterDir);
 }
 const gguf = join(opt.workdir, `model-${opt.type}.gguf`);
-run(opt.medlab, ['convert', '--to', 'gguf', modelDir, gguf, '--type', opt.type]);
+run(opt.medlab, ['convert', '--to', 'gguf', ggufSource, gguf, '--type', opt.type]);
 const medlabModel = opt['medlab-gguf'] ? gguf : modelDir;
-const medlabExtra = opt.precision ? ['--precision', opt.precision] : [];
 console.log(`llama.cpp parity: ${opt.preset ? `preset ${opt.preset}` : modelDir}, GGUF ${opt.type}, ` +
             `medlab reads ${opt['medlab-gguf'] ? 'the GGUF' : 'the model folder'}` +
             `${opt.precision ? ` with --precision ${opt.precision}` : ''}, ` +
