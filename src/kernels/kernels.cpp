@@ -65,8 +65,12 @@ float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
 }
 
-void gelu_tanh_mul(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
+void gelu_tanh_mul(ThreadPool& pool, float* gate, const float* up, int64_t n) {
+  pool.parallel_for(
+      n, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
+      },
+      4096);
 }
 
 }  // namespace medlab

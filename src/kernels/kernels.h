@@ -63,8 +63,8 @@ void matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, c
 void rms_norm(const float* x, const float* scale, float* y, int64_t n, float eps);
 // LayerNorm with bias (SigLIP).
 void layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t n, float eps);
-// gate[i] = gelu_tanh(gate[i]) * up[i]  (GeGLU with PyTorch's tanh approximation).
-void gelu_tanh_mul(float* gate, const float* up, int64_t n);
+// gate[i] = gelu_tanh(gate[i]) * up[i]  (GeGLU with PyTorch's tanh approximation), split over the pool.
+void gelu_tanh_mul(ThreadPool& pool, float* gate, const float* up, int64_t n);
 float gelu_tanh(float x);
 
 }  // namespace medlab

@@ -4,10 +4,9 @@
 // Exact: a panel of weight rows is dequantized to f32 (bit for bit as dequantize_row) and multiplied by the
 // ISA's own f32 matmul, so each output keeps that kernel's fixed reduction order.
 // Fast: activation rows are quantized once per call (Q8_K for the K-quants, Q8_0 otherwise); each weight
-// block meets an activation block in integers. K-quants and NF4 add the block sums in float in block order;
-// Q8_0 and Q4_0 add block b's sum, times d_w * d_x rounded to float, by fused multiply-add into float lane
-// b % 8 of 8, and end with ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)): vector code then reduces 8
-// blocks' integer sums into one vector and converts and scales them together.
+// block meets an activation block in integers, and the block sums are added in float in block order. Q8_0
+// and Q4_0 add block b's integer sum, times d_w * d_x rounded to float, by one fused multiply-add; vector
+// code keeps 8 weight rows in the 8 lanes of a vector, so no horizontal sum ends an output.
 // NF4 uses its 16 levels as int16 in units of 2^-14 (within 3e-5 of the exact levels) against Q8_0
 // activations: as fast as int8 levels, and adds almost no error to the activations' own rounding.
 #pragma once
@@ -27,10 +26,11 @@ constexpr DType fast_activation_type(DType weights) {
 
 // Q8_0 activations in the layout the kernels read, not in blocks: the int8 values of quantize_row's Q8_0
 // blocks, then their f16 scales widened to float, then each block's sum of values (for Q4_0's offset of 8);
-// each part padded with zeros to whole groups of kGroupBlocks blocks, so kernels read whole vectors.
-inline constexpr int kGroupBlocks = 8;
-inline int64_t q8_groups(int64_t cols) { return (cols / 32 + kGroupBlocks - 1) / kGroupBlocks; }
-inline size_t q8_row_bytes(int64_t cols) { return size_t(q8_groups(cols)) * kGroupBlocks * (32 + 4 + 4); }
+// padded to a multiple of 32 bytes, so that rows laid end to end keep their values 32-byte aligned.
+inline size_t q8_row_bytes(int64_t cols) {
+  const int64_t blocks = cols / 32;
+  return size_t(32 * blocks + (8 * blocks + 31) / 32 * 32);
+}
 struct Q8Row {
   const int8_t* qs;
   const float* d;
@@ -38,9 +38,8 @@ struct Q8Row {
 };
 inline Q8Row q8_row(const void* row, int64_t cols) {
   const auto* qs = static_cast<const int8_t*>(row);
-  const int64_t padded_blocks = q8_groups(cols) * kGroupBlocks;
-  const auto* d = reinterpret_cast<const float*>(qs + 32 * padded_blocks);
-  return {qs, d, reinterpret_cast<const int32_t*>(d + padded_blocks)};
+  const auto* d = reinterpret_cast<const float*>(qs + cols);
+  return {qs, d, reinterpret_cast<const int32_t*>(d + cols / 32)};
 }
 // The bytes one activation row takes against weights of type `weights` (Q8_K rows, or q8_row_bytes).
 inline size_t fast_activation_row_bytes(DType weights, int64_t cols) {

@@ -123,6 +123,7 @@ TEST(QuantMatmul, BothPrecisionsMatchFloat64ForEveryIsaAndType) {
         matmul(*k, pool, x.data(), m, w.view, exact.data(), Precision::Exact);
         matmul(*k, pool, x.data(), m, w.view, fast.data(), Precision::Fast);
         const std::vector<double> wf = fast_weights(w);
+        int64_t differing = 0;  // a single output may round to the same float by chance; most must not
         for (int64_t i = 0; i < m; ++i) {
           const std::vector<float> xi(x.begin() + i * cols, x.begin() + (i + 1) * cols);
           const FastActivations xf = fast_activations(type, xi, cols);
@@ -144,9 +145,11 @@ TEST(QuantMatmul, BothPrecisionsMatchFloat64ForEveryIsaAndType) {
             EXPECT_NEAR(y_exact, expect, 1e-6 * magnitude) << where;
             EXPECT_NEAR(y_fast, expect_fast, 1e-5 * magnitude_fast) << where;
             EXPECT_NEAR(y_fast, y_exact, rounding + 1e-5 * magnitude) << where;
-            EXPECT_GT(std::abs(y_fast - y_exact), 0.0) << where << ": Fast should differ from Exact";
+            differing += y_fast != y_exact;
           }
         }
+        EXPECT_GT(differing, m * rows * 9 / 10) << isa_name(k->isa) << " " << dtype_name(type) << " m=" << m
+                                                << ": Fast should differ from Exact";
       }
     }
   }

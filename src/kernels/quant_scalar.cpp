@@ -1,6 +1,7 @@
 // The reference Fast kernels: one output at a time, each block's integer sum then float sums over
 // blocks in the order quant_matmul.h defines. (Exact needs nothing here: the scalar set dequantizes with
 // dequantize_row.)
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/quant_matmul.h"
@@ -10,33 +11,28 @@ namespace {
 
 float half(uint16_t h) { return f16_to_f32(h); }
 
-int32_t dot32(const int8_t* w, const int8_t* x) {
-  int32_t sum = 0;
-  for (int e = 0; e < 32; ++e) sum += int32_t(w[e]) * x[e];
-  return sum;
-}
-
-// Q8_0 and Q4_0: the order quant_matmul.h defines, 8 float lanes of fused multiply-adds.
-template <class Block, int32_t (*BlockDot)(const Block&, const int8_t*, int32_t)>
-float dot_row_lanes(const Block* w, const uint8_t* xq, int64_t cols) {
+// Q8_0 and Q4_0: the order quant_matmul.h defines, one fused multiply-add per block.
+template <class Block, void (*Values)(const Block&, int8_t (&)[32])>
+float dot_row_blocks(const Block* w, const uint8_t* xq, int64_t cols) {
   const Q8Row x = q8_row(xq, cols);
-  float lanes[kGroupBlocks] = {};
+  float acc = 0;
+  int8_t values[32];
   for (int64_t b = 0; b < cols / 32; ++b) {
-    const float scale = half(w[b].d) * x.d[b];
-    lanes[b % kGroupBlocks] = std::fma(scale, float(BlockDot(w[b], x.qs + 32 * b, x.sums[b])), lanes[b % kGroupBlocks]);
+    Values(w[b], values);
+    int32_t sum = 0;
+    for (int e = 0; e < 32; ++e) sum += int32_t(values[e]) * x.qs[32 * b + e];
+    acc = std::fma(half(w[b].d) * x.d[b], float(sum), acc);
   }
-  return ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6])) + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]));
+  return acc;
 }
 
-int32_t block_dot_q8_0(const BlockQ8_0& w, const int8_t* x, int32_t) { return dot32(w.qs, x); }
+void values_q8_0(const BlockQ8_0& w, int8_t (&values)[32]) { std::copy(w.qs, w.qs + 32, values); }
 
-int32_t block_dot_q4_0(const BlockQ4_0& w, const int8_t* x, int32_t x_sum) {  // (code - 8) * x
-  int8_t codes[32];
+void values_q4_0(const BlockQ4_0& w, int8_t (&values)[32]) {  // code - 8; low nibbles first
   for (int e = 0; e < 16; ++e) {
-    codes[e] = int8_t(w.qs[e] & 0x0F);
-    codes[e + 16] = int8_t(w.qs[e] >> 4);
+    values[e] = int8_t((w.qs[e] & 0x0F) - 8);
+    values[e + 16] = int8_t((w.qs[e] >> 4) - 8);
   }
-  return dot32(codes, x) - 8 * x_sum;
 }
 
 // One NF4 block of 64 meets two Q8_0 blocks.
@@ -146,9 +142,9 @@ void quant_matmul_rows_scalar(const void* xq, int64_t m, const WeightMatrix& w, 
                               int64_t row_end, float* y, int64_t y_stride) {
   switch (w.dtype) {
     case DType::Q8_0:
-      return rows<BlockQ8_0, dot_row_lanes<BlockQ8_0, block_dot_q8_0>>(xq, m, w, row_begin, row_end, y, y_stride);
+      return rows<BlockQ8_0, dot_row_blocks<BlockQ8_0, values_q8_0>>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_0:
-      return rows<BlockQ4_0, dot_row_lanes<BlockQ4_0, block_dot_q4_0>>(xq, m, w, row_begin, row_end, y, y_stride);
+      return rows<BlockQ4_0, dot_row_blocks<BlockQ4_0, values_q4_0>>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::NF4: return rows<BlockNF4, dot_row_nf4>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_K:
       return rows<BlockQ4_K, dot_row_k<BlockQ4_K, levels_q4_k>>(xq, m, w, row_begin, row_end, y, y_stride);
