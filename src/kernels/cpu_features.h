@@ -8,7 +8,7 @@
 namespace medlab {
 
 // Those this CPU (and OS) offers, in the order the kernel sets need them: "avx2", "fma", "f16c" (AVX2
-// kernels), "avx512f", "avx512bw", "avx512vl" (AVX-512 kernels).
+// kernels), "avx512f", "avx512bw", "avx512vl" (AVX-512 kernels), "avx512vnni" (their Q8_0/Q4_0 products).
 std::vector<std::string> cpu_features();
 
 }  // namespace medlab

@@ -60,9 +60,11 @@ void layer_norm(const float* x, const float* weight, const float* bias, float* y
   for (int64_t i = 0; i < n; ++i) y[i] = float((x[i] - mean) * inv) * weight[i] + bias[i];
 }
 
+// 0.5 x (1 + tanh(y)) written as x / (1 + exp(-2y)): the same function without tanh's cancellation near
+// y = 0, and one expf, a third of tanhf's cost (GeGLU runs it on every MLP value of every prompt token).
 float gelu_tanh(float x) {
   constexpr float kSqrt2OverPi = 0.7978845608028654f;
-  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+  return x / (1.0f + std::exp(-2.0f * (kSqrt2OverPi * (x + 0.044715f * x * x * x))));
 }
 
 void gelu_tanh_mul(ThreadPool& pool, float* gate, const float* up, int64_t n) {

@@ -119,9 +119,10 @@ struct Tile {
 #pragma GCC pop_options
 
 const KernelTable* avx512_kernels() {
-  // Quantized weights use the AVX2 kernels: AVX-512 int8 code could not be tested where this was written.
-  static const KernelTable table{Isa::Avx512, &blocked::matmul_rows_any<Tile>,
-                                 &dequantize_row_avx2, &quant_matmul_rows_avx2};
+  // Quantized weights: VNNI's dpbusd for Q8_0 and Q4_0 where the CPU has it, otherwise the AVX2 kernels.
+  static const KernelTable table{Isa::Avx512, &blocked::matmul_rows_any<Tile>, &dequantize_row_avx2,
+                                 __builtin_cpu_supports("avx512vnni") ? &quant_matmul_rows_avx512_vnni
+                                                                      : &quant_matmul_rows_avx2};
   static const bool supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                                 __builtin_cpu_supports("avx512vl");
   return supported ? &table : nullptr;

@@ -116,6 +116,16 @@ TEST(Activations, GeluTanhKnownValues) {
     const double expect = 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
     EXPECT_NEAR(gelu_tanh(float(x)), expect, 1e-6);
   }
+  // The whole range against the float64 value of x / (1 + exp(-2y)): relative error, and far left (where
+  // the float rounding of y itself moves exp(-2y) by a few 1e-6) tiny values within 1e-9.
+  for (double step = -12; step <= 12; step += 0.0137) {
+    const double x = double(float(step));
+    const double expect = x / (1 + std::exp(-2 * std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+    EXPECT_NEAR(gelu_tanh(float(x)), expect, 4e-7 * std::abs(expect) + 1e-9) << x;
+  }
+  EXPECT_EQ(gelu_tanh(-100.0f), 0.0f);
+  EXPECT_EQ(gelu_tanh(100.0f), 100.0f);
+  EXPECT_EQ(gelu_tanh(0.0f), 0.0f);
 }
 
 }  // namespace

@@ -81,6 +81,9 @@ void quant_matmul_rows_scalar(const void* xq, int64_t m, const WeightMatrix& w, 
                               int64_t row_end, float* y, int64_t y_stride);
 void quant_matmul_rows_avx2(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
                             float* y, int64_t y_stride);
+// AVX512-VNNI for Q8_0 and Q4_0, the AVX2 kernels for the other types.
+void quant_matmul_rows_avx512_vnni(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin,
+                                   int64_t row_end, float* y, int64_t y_stride);
 
 // matmul() for quantized weights, in either precision.
 void quant_matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w,

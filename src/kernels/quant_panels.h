@@ -1,0 +1,279 @@
+// Q8_0 and Q4_0 weights against Q8_0 activations in panels of 8 weight rows (quant_matmul.h's order): the
+// same source for every x86 kernel set. A kernel file includes this inside its target region and its own
+// anonymous namespace, after defining half(), load256() and prefetch_ahead(), so each set compiles it for
+// its ISA; kVnni = true takes AVX512-VNNI's dpbusd (4 products and their sum in one instruction) for the
+// prefill products.
+#pragma once
+
+// A block's integer dot products with the panel's 8 rows land in the 8 int32 lanes of one vector (row j in
+// lane j), converted and added, times each row's d_w * d_x, into the rows' float lanes: quant_matmul.h's
+// order, and no horizontal sum ends an output.
+
+constexpr int kPanelRows = 8;
+// Activation rows per prefill tile: their accumulators and sums take 2 registers each, of 16 (AVX2) or 32.
+template <bool kVnni>
+constexpr int kPanelRowsX = kVnni ? 8 : 4;
+
+template <DType D>
+using Block32Of = std::conditional_t<D == DType::Q8_0, BlockQ8_0, BlockQ4_0>;
+
+// A block's 32 values as int8 (Q8_0), or its 4-bit codes (value + 8) in value order (Q4_0: the 16 bytes in
+// both lanes, the high lane shifted to its high nibbles).
+template <DType D>
+inline __m256i block_values(const Block32Of<D>& blk) {
+  if constexpr (D == DType::Q8_0) {
+    return load256(blk.qs);
+  } else {
+    const __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs)));
+    return _mm256_and_si256(_mm256_srlv_epi64(q, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(0x0F));
+  }
+}
+
+// The integer dot product of each row's block b with activation block x, row j in lane j. Q8_0: |w| times x
+// with w's sign (maddubs takes unsigned times signed), and int32 sums; Q4_0: codes times x in int16 (a half
+// block's sum is at most 16 * 15 * 127 < 2^15), widened at the end, less 8 times the activations' sum.
+template <DType D>
+inline __m256i panel_dots(const Block32Of<D>* const (&rows)[kPanelRows], int64_t b, const int8_t* x, int32_t x_sum) {
+  const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(x));
+  __m256i p[kPanelRows];
+  #pragma GCC unroll 8
+  for (int j = 0; j < kPanelRows; ++j) {
+    const __m256i w = block_values<D>(rows[j][b]);
+    if constexpr (D == DType::Q8_0)
+      p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(xv, w)), _mm256_set1_epi16(1));
+    else
+      p[j] = _mm256_maddubs_epi16(w, xv);
+  }
+  if constexpr (D == DType::Q8_0) {  // int32 lanes: per 128-bit half, rows 0-3 then 4-7
+    const __m256i low = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    const __m256i high = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(low, high, 0x20), _mm256_permute2x128_si256(low, high, 0x31));
+  } else {
+    const __m256i s = _mm256_hadd_epi16(
+        _mm256_hadd_epi16(_mm256_hadd_epi16(p[0], p[1]), _mm256_hadd_epi16(p[2], p[3])),
+        _mm256_hadd_epi16(_mm256_hadd_epi16(p[4], p[5]), _mm256_hadd_epi16(p[6], p[7])));
+    const __m256i dots = _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(s)),
+                                          _mm256_cvtepi16_epi32(_mm256_extracti128_si256(s, 1)));
+    return _mm256_sub_epi32(dots, _mm256_set1_epi32(8 * x_sum));
+  }
+}
+
+template <DType D>
+inline __m256 panel_scales(const Block32Of<D>* const (&rows)[kPanelRows], int64_t b) {
+  return _mm256_cvtph_ps(_mm_setr_epi16(int16_t(rows[0][b].d), int16_t(rows[1][b].d), int16_t(rows[2][b].d),
+                                        int16_t(rows[3][b].d), int16_t(rows[4][b].d), int16_t(rows[5][b].d),
+                                        int16_t(rows[6][b].d), int16_t(rows[7][b].d)));
+}
+
+// Decode: 8 weight rows read in place (each block meets 1 to 3 activation rows, so repacking is not repaid);
+// the next panel's rows are asked for at this panel's pace.
+template <DType D, int MR>
+void panel_in_place(const Block32Of<D>* const (&rows)[kPanelRows], const Block32Of<D>* const (&next)[kPanelRows],
+                    const Q8Row (&x)[MR], int64_t nb, float* y, int64_t y_stride) {
+  __m256 acc[MR];
+  for (auto& a : acc) a = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    if (b == 0 || (sizeof(Block32Of<D>) * b) / 64 != (sizeof(Block32Of<D>) * (b - 1)) / 64)  // about a line apart
+      for (int j = 0; j < kPanelRows; ++j) _mm_prefetch(reinterpret_cast<const char*>(next[j] + b), _MM_HINT_T0);
+    const __m256 w_scales = panel_scales<D>(rows, b);
+    #pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      const __m256i dots = panel_dots<D>(rows, b, x[i].qs + 32 * b, x[i].sums[b]);
+      acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(w_scales, _mm256_set1_ps(x[i].d[b])), _mm256_cvtepi32_ps(dots), acc[i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) _mm256_storeu_ps(y + i * y_stride, acc[i]);
+}
+
+// One weight row against one activation row, in the same order (rows left over after whole panels).
+template <DType D>
+float row_dot(const Block32Of<D>* w, const Q8Row& x, int64_t nb) {
+  float acc = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256i v = block_values<D>(w[b]);
+    const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.qs + 32 * b));
+    const __m256i pairs = D == DType::Q8_0 ? _mm256_maddubs_epi16(_mm256_abs_epi8(v), _mm256_sign_epi8(xv, v))
+                                           : _mm256_maddubs_epi16(v, xv);
+    const __m256i quads = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+    const __m128i h = _mm_add_epi32(_mm256_castsi256_si128(quads), _mm256_extracti128_si256(quads, 1));
+    const __m128i h2 = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+    int32_t sum = _mm_cvtsi128_si32(_mm_add_epi32(h2, _mm_shuffle_epi32(h2, 0xB1)));
+    if constexpr (D == DType::Q4_0) sum -= 8 * x.sums[b];
+    acc = std::fma(half(w[b].d) * x.d[b], float(sum), acc);
+  }
+  return acc;
+}
+
+// Prefill: a panel repacked once per block of activation rows. Per block, 8 vectors: vector s holds values
+// 4s to 4s + 3 of each row (row j in lane j), as Q4_0 codes, or |w| then w for Q8_0; then the rows' scales.
+template <DType D>
+constexpr int64_t kPanelVectorsPerBlock = D == DType::Q8_0 ? 2 * kPanelRows + 1 : kPanelRows + 1;
+
+// Lane j of vector s of the result = lane s of r[j]: the 8 x 8 transpose of 32-bit lanes.
+inline void transpose8x32(__m256i (&r)[8]) {
+  __m256i t[8], u[8];
+  for (int k = 0; k < 4; ++k) {
+    t[2 * k] = _mm256_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm256_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+  }
+  for (int k = 0; k < 2; ++k) {
+    u[4 * k] = _mm256_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+    u[4 * k + 1] = _mm256_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+    u[4 * k + 2] = _mm256_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+    u[4 * k + 3] = _mm256_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x20);
+    r[k + 4] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x31);
+  }
+}
+
+// nr (1 to 8) rows from `rows` into scratch; missing rows are zero blocks with zero scales.
+template <DType D>
+void repack_panel(const uint8_t* rows, size_t row_bytes, int nr, int64_t nb, __m256i* out) {
+  for (int64_t b = 0; b < nb; ++b, out += kPanelVectorsPerBlock<D>) {
+    __m256i v[kPanelRows];
+    alignas(16) uint16_t scales[kPanelRows] = {};
+    for (int j = 0; j < kPanelRows; ++j) {
+      if (j < nr) {
+        const auto& blk = reinterpret_cast<const Block32Of<D>*>(rows + j * row_bytes)[b];
+        if (b % 2 == 0) prefetch_ahead(reinterpret_cast<const uint8_t*>(&blk));
+        v[j] = block_values<D>(blk);
+        scales[j] = blk.d;
+      } else {
+        v[j] = _mm256_setzero_si256();
+      }
+    }
+    if constexpr (D == DType::Q8_0) {
+      __m256i a[kPanelRows];
+      for (int j = 0; j < kPanelRows; ++j) a[j] = _mm256_abs_epi8(v[j]);
+      transpose8x32(a);
+      for (int s = 0; s < kPanelRows; ++s) _mm256_store_si256(out + s, a[s]);
+    }
+    transpose8x32(v);
+    __m256i* values = out + (D == DType::Q8_0 ? kPanelRows : 0);
+    for (int s = 0; s < kPanelRows; ++s) _mm256_store_si256(values + s, v[s]);
+    _mm256_store_ps(reinterpret_cast<float*>(values + kPanelRows),
+                    _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(scales))));
+  }
+}
+
+// MR activation rows against a repacked panel, each row's 8 results into `out`. Without VNNI, Q4_0 adds the
+// 8 steps' int16 pairs before widening (a lane's sum is at most 16 * 15 * 127 < 2^15).
+template <DType D, bool kVnni, int MR>
+void panel_repacked(const __m256i* panel, const Q8Row (&x)[MR], int64_t nb, __m256* out) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[MR];
+  for (auto& a : acc) a = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, panel += kPanelVectorsPerBlock<D>) {
+    __m256i sum[MR];
+    for (auto& s : sum) s = _mm256_setzero_si256();
+    #pragma GCC unroll 8
+    for (int s = 0; s < kPanelRows; ++s) {
+      #pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        int32_t four;
+        std::memcpy(&four, x[i].qs + 32 * b + 4 * s, 4);
+        const __m256i xv = _mm256_set1_epi32(four);
+        const __m256i w = _mm256_load_si256(panel + s);
+        const __m256i xs = D == DType::Q8_0 ? _mm256_sign_epi8(xv, _mm256_load_si256(panel + kPanelRows + s)) : xv;
+        if constexpr (kVnni)
+          sum[i] = _mm256_dpbusd_epi32(sum[i], w, xs);
+        else if constexpr (D == DType::Q8_0)
+          sum[i] = _mm256_add_epi32(sum[i], _mm256_madd_epi16(_mm256_maddubs_epi16(w, xs), ones));
+        else
+          sum[i] = _mm256_add_epi16(sum[i], _mm256_maddubs_epi16(w, xs));
+      }
+    }
+    const __m256 w_scales = _mm256_load_ps(reinterpret_cast<const float*>(panel + kPanelVectorsPerBlock<D> - 1));
+    #pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      __m256i dots = sum[i];
+      if constexpr (D == DType::Q4_0)
+        dots = _mm256_sub_epi32(kVnni ? dots : _mm256_madd_epi16(dots, ones), _mm256_set1_epi32(8 * x[i].sums[b]));
+      acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(w_scales, _mm256_set1_ps(x[i].d[b])), _mm256_cvtepi32_ps(dots), acc[i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) out[i] = acc[i];
+}
+
+template <int MR>
+void q8_rows(const uint8_t* xq, size_t x_row_bytes, int64_t cols, Q8Row (&x)[MR]) {
+  for (int i = 0; i < MR; ++i) x[i] = q8_row(xq + i * x_row_bytes, cols);
+}
+
+// Decode of Q8_0/Q4_0: whole panels in place, then single rows.
+template <DType D, int MR>
+void decode_rows(const uint8_t* xq, size_t x_row_bytes, const uint8_t* wd, size_t w_row_bytes, int64_t cols,
+                 int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
+  using Block = Block32Of<D>;
+  Q8Row x[MR];
+  q8_rows(xq, x_row_bytes, cols, x);
+  const int64_t nb = cols / 32;
+  int64_t r = row_begin;
+  for (; r + kPanelRows <= row_end; r += kPanelRows) {
+    const Block* rows[kPanelRows];
+    const Block* next[kPanelRows];
+    for (int j = 0; j < kPanelRows; ++j) {
+      rows[j] = reinterpret_cast<const Block*>(wd + size_t(r + j) * w_row_bytes);
+      next[j] = r + kPanelRows + j < row_end ? reinterpret_cast<const Block*>(wd + size_t(r + kPanelRows + j) * w_row_bytes)
+                                             : rows[j];
+    }
+    panel_in_place<D, MR>(rows, next, x, nb, y + r, y_stride);
+  }
+  for (; r < row_end; ++r)
+    for (int i = 0; i < MR; ++i)
+      y[i * y_stride + r] = row_dot<D>(reinterpret_cast<const Block*>(wd + size_t(r) * w_row_bytes), x[i], nb);
+}
+
+// Q8_0 and Q4_0: decode in place; otherwise each panel is repacked once per block of activation rows.
+template <DType D, bool kVnni>
+void panel_rows(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end, float* y,
+                int64_t y_stride) {
+  const size_t w_row_bytes = row_bytes(D, w.cols), x_row_bytes = fast_activation_row_bytes(D, w.cols);
+  const auto* x = static_cast<const uint8_t*>(xq);
+  const auto* wd = static_cast<const uint8_t*>(w.data);
+  switch (m) {
+    case 1: return decode_rows<D, 1>(x, x_row_bytes, wd, w_row_bytes, w.cols, row_begin, row_end, y, y_stride);
+    case 2: return decode_rows<D, 2>(x, x_row_bytes, wd, w_row_bytes, w.cols, row_begin, row_end, y, y_stride);
+    case 3: return decode_rows<D, 3>(x, x_row_bytes, wd, w_row_bytes, w.cols, row_begin, row_end, y, y_stride);
+    default: break;
+  }
+  // Activation rows in blocks that stay in L2 while each panel, repacked once per block, meets them.
+  constexpr int64_t kL2Bytes = int64_t(1) << 20;
+  const int64_t nb = w.cols / 32;
+  constexpr int kTile = kPanelRowsX<kVnni>;
+  const int64_t x_block = std::max<int64_t>(kTile, kL2Bytes / int64_t(x_row_bytes) / kTile * kTile);
+  struct alignas(32) Vector {
+    uint8_t bytes[32];
+  };
+  thread_local std::vector<Vector> scratch;  // the panel, then the results of x_block rows; grows, then stays
+  const size_t need = size_t(nb * kPanelVectorsPerBlock<D> + x_block);
+  if (scratch.size() < need) scratch.resize(need);
+  auto* panel = reinterpret_cast<__m256i*>(scratch.data());
+  auto* results = reinterpret_cast<__m256*>(panel + nb * kPanelVectorsPerBlock<D>);
+  for (int64_t i0 = 0; i0 < m; i0 += x_block) {
+    const int64_t i1 = std::min(m, i0 + x_block);
+    for (int64_t r = row_begin; r < row_end; r += kPanelRows) {
+      const int nr = int(std::min<int64_t>(kPanelRows, row_end - r));
+      repack_panel<D>(wd + size_t(r) * w_row_bytes, w_row_bytes, nr, nb, panel);
+      int64_t i = i0;
+      for (; i + kTile <= i1; i += kTile) {
+        Q8Row xr[kTile];
+        q8_rows(x + size_t(i) * x_row_bytes, x_row_bytes, w.cols, xr);
+        panel_repacked<D, kVnni, kTile>(panel, xr, nb, results + (i - i0));
+      }
+      for (; i < i1; ++i) {
+        Q8Row xr[1];
+        q8_rows(x + size_t(i) * x_row_bytes, x_row_bytes, w.cols, xr);
+        panel_repacked<D, kVnni, 1>(panel, xr, nb, results + (i - i0));
+      }
+      for (i = i0; i < i1; ++i) {
+        alignas(32) float lanes[kPanelRows];
+        _mm256_store_ps(lanes, results[i - i0]);
+        std::copy(lanes, lanes + nr, y + i * y_stride + r);
+      }
+    }
+  }
+}
+
