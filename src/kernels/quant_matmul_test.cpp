@@ -184,12 +184,12 @@ TEST(QuantMatmul, BitIdenticalAcrossBatchCompositionAndThreads) {
 }
 
 // Q8_0 and Q4_0 define their float summation order (quant_matmul.h): every set gives the scalar set's bits,
-// in decode (m < 4) and prefill tiles, with whole and partial groups of 8 blocks.
+// in decode (m < 4) and prefill tiles, with whole and partial panels of 8 and 16 weight rows.
 TEST(QuantMatmul, Q8_0AndQ4_0GiveTheScalarBitsForEveryIsa) {
   std::mt19937 rng(13);
   ThreadPool pool(2);
   for (DType type : {DType::Q8_0, DType::Q4_0}) {
-    for (auto [m, rows, blocks] : {std::tuple{1, 9, 3}, {2, 7, 8}, {3, 5, 19}, {9, 7, 19}, {6, 3, 16}}) {
+    for (auto [m, rows, blocks] : {std::tuple{1, 9, 3}, {2, 7, 8}, {3, 5, 19}, {9, 7, 19}, {6, 3, 16}, {17, 40, 5}, {3, 35, 4}}) {
       const int64_t cols = 32 * blocks;
       const QuantWeights w = random_weights(type, rows, cols, rng);
       const std::vector<float> x = random_values(m * cols, rng);
