@@ -16,7 +16,7 @@
 namespace medlab {
 namespace {
 
-void BM_Matmul(benchmark::State& state, const KernelTable* kernels) {
+void BM_Matmul(benchmark::State& state, const KernelTable* kernels, Precision precision) {
   const int64_t m = state.range(0), rows = state.range(1), cols = state.range(2);
   std::mt19937 rng(1);
   std::normal_distribution<float> normal;
@@ -27,7 +27,7 @@ void BM_Matmul(benchmark::State& state, const KernelTable* kernels) {
   ThreadPool pool(int(state.range(3)));
   const WeightMatrix weights{DType::BF16, rows, cols, w.data()};
   for (auto _ : state) {
-    matmul(*kernels, pool, x.data(), m, weights, y.data());
+    matmul(*kernels, pool, x.data(), m, weights, y.data(), precision);
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(double(2 * m * rows * cols) * double(state.iterations()) / 1e9,
@@ -75,14 +75,17 @@ void register_all() {
       // decode (m=1), a batched decode step of 4 or 8 requests (medlab serve), prefill chunks (64, 256) and a
       // whole 896px image in the vision tower (4096), on the decoder's attention and MLP up projections and
       // SigLIP's MLP down projection.
-      for (int64_t m : {1, 4, 8, 64, 256, 4096})
-        for (auto [rows, cols] : {std::pair{2560, 2560}, {10240, 2560}, {1152, 4304}}) {
-          benchmark::RegisterBenchmark(("matmul_bf16/" + std::string(isa_name(k->isa))).c_str(), BM_Matmul, k)
-              ->Args({m, rows, cols, threads})
-              ->ArgNames({"m", "n", "k", "threads"})
-              ->UseRealTime()
-              ->Unit(benchmark::kMillisecond);
-        }
+      for (Precision precision : {Precision::Exact, Precision::Fast})
+        for (int64_t m : {1, 4, 8, 64, 256, 4096})
+          for (auto [rows, cols] : {std::pair{2560, 2560}, {10240, 2560}, {1152, 4304}}) {
+            const std::string name = std::string(precision == Precision::Fast ? "matmul_bf16_fast/" : "matmul_bf16/") +
+                                     isa_name(k->isa);
+            benchmark::RegisterBenchmark(name.c_str(), BM_Matmul, k, precision)
+                ->Args({m, rows, cols, threads})
+                ->ArgNames({"m", "n", "k", "threads"})
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
+          }
     }
   }
 }
@@ -95,7 +98,8 @@ void register_all() {
 namespace medlab {
 namespace {
 
-// A [rows, cols] matrix of `type`: 64 quantized random rows, repeated (quantizing 26M values takes seconds).
+// A [rows, cols] matrix of `type` (block-quantized, or bf16): 64 random rows, repeated (quantizing 26M values
+// takes seconds).
 const std::vector<uint8_t>& quantized_weights(DType type, int64_t rows, int64_t cols) {
   static std::map<std::tuple<DType, int64_t, int64_t>, std::vector<uint8_t>> cache;
   auto& bytes = cache[{type, rows, cols}];
@@ -132,6 +136,28 @@ void BM_QuantMatmul(benchmark::State& state, const KernelTable* kernels, DType t
       benchmark::Counter(double(w.size()) * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 
+// Decode as a model step meets it: one activation row against 48 different [10240, 2560] matrices (0.9 to
+// 2.5 GB, against 32 MiB of L3), so every weight byte comes from memory; compare with memory_read below.
+void BM_DecodeStream(benchmark::State& state, const KernelTable* kernels, DType type, Precision precision) {
+  constexpr int64_t kRows = 10240, kCols = 2560, kMatrices = 48;
+  const std::vector<uint8_t>& one = quantized_weights(type, kRows, kCols);
+  std::vector<uint8_t> all(one.size() * kMatrices);
+  for (int64_t i = 0; i < kMatrices; ++i) std::memcpy(all.data() + size_t(i) * one.size(), one.data(), one.size());
+  std::mt19937 rng(2);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(kCols), y(kRows);
+  for (auto& v : x) v = normal(rng);
+  ThreadPool pool(int(state.range(0)));
+  for (auto _ : state) {
+    for (int64_t i = 0; i < kMatrices; ++i)
+      matmul(*kernels, pool, x.data(), 1, {type, kRows, kCols, all.data() + size_t(i) * one.size()}, y.data(),
+             precision);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GB/s(weights)"] =
+      benchmark::Counter(double(all.size()) * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+}
+
 // The ceiling for decode: summing 512 MiB of memory, a 64-byte line per step (SSE2, every x86-64), split
 // over the pool.
 void BM_MemoryRead(benchmark::State& state) {
@@ -162,6 +188,13 @@ void register_quantized() {
   benchmark::RegisterBenchmark("memory_read", BM_MemoryRead)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime();
   for (const KernelTable* k : available_kernels()) {
     if (k->isa == Isa::Scalar) continue;
+    for (auto [type, precision] : {std::pair{DType::BF16, Precision::Exact}, {DType::BF16, Precision::Fast},
+                                   {DType::Q8_0, Precision::Fast}, {DType::Q4_0, Precision::Fast}}) {
+      const std::string name = "decode_stream_" + std::string(dtype_name(type)) +
+                               (precision == Precision::Fast ? "_fast/" : "_exact/") + isa_name(k->isa);
+      benchmark::RegisterBenchmark(name.c_str(), BM_DecodeStream, k, type, precision)
+          ->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
+    }
     for (DType type : {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0, DType::NF4}) {
       for (Precision precision : {Precision::Fast, Precision::Exact}) {
         const std::string name = "matmul_" + std::string(dtype_name(type)) + "_" +

@@ -119,7 +119,8 @@ void register_batch(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(1, 64));
   cmd->add_option("-t,--threads", o->threads, "Compute threads")->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_option("-c,--ctx-size", o->ctx_size, "Context per pair in tokens (prompt + answer)")->capture_default_str()->check(CLI::Range(16, 1 << 20));
-  cmd->add_option("--precision", o->precision, "Quantized weights: fast (int8 activations) or exact (dequantized to f32)")
+  cmd->add_option("--precision", o->precision, "fast (as llama.cpp: int8 activations against quantized weights, bf16 "
+                  "against bf16 weights) or exact (weights widened to f32)")
       ->capture_default_str()->check(CLI::IsMember({"exact", "fast"}));
   cmd->add_option("--isa", o->isa, "Force a kernel set: scalar, avx2 or avx512 (default: the best this CPU runs)");
   cmd->callback([o] { batch(*o); });

@@ -149,7 +149,8 @@ ImageFigures measure_image(const BenchOptions& o, const LoadedModel& model, cons
     const std::vector<ModelInput> inputs = preprocess_image(rgb, preprocess_options_for(*model.vision));
     auto embeddings = std::make_shared<std::vector<float>>(size_t(model.vision->tokens_per_image() * model.vision->output_dim()));
     const auto encode_start = std::chrono::steady_clock::now();
-    model.vision->encode(inputs.front().pixels.data(), embeddings->data(), pool, kernels);
+    model.vision->encode(inputs.front().pixels.data(), embeddings->data(), pool, kernels,
+                         o.precision == "fast" ? Precision::Fast : Precision::Exact);
     encode_ms.push_back(ms_since(encode_start));
     const std::vector<ImageEmbeddings> placed = place_images(
         prompt, TokenId(model.checkpoint.config().image_token_index), model.vision->tokens_per_image(), {embeddings});
@@ -327,7 +328,8 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--quant", o->quant, "Quantize the decoder's matrices at load: q8_0, q4_0, q4_k, q5_k, q6_k or nf4");
   add_adapter_options(*cmd, o->adapters);
   cmd->add_option("--precision", o->precision,
-                  "Quantized matrices: exact (weights widened to f32) or fast (activations quantized too, as llama.cpp does)")
+                  "exact (weights widened to f32) or fast (as llama.cpp: int8 activations against quantized weights, bf16 "
+                  "against bf16 weights)")
       ->capture_default_str()
       ->check(CLI::IsMember({"exact", "fast"}));
   cmd->add_option("--accuracy", o->accuracy_tokens,

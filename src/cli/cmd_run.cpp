@@ -263,8 +263,9 @@ void register_run(CLI::App& app) {
   cmd->add_option("-t,--threads", o->threads, "Threads")->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_option("-c,--ctx-size", o->ctx_size, "Context length in tokens (default: prompt + max-new-tokens)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--isa", o->isa, "Force a kernel set: scalar, avx2 or avx512 (default: the best this CPU runs)");
-  cmd->add_option("--precision", o->precision, "Quantized weights: exact (dequantized to f32, as the parity tests run) or "
-                  "fast (int8 activations, as llama.cpp; plain weights are exact either way)")
+  cmd->add_option("--precision", o->precision, "exact (weights widened to f32, as the parity tests run) or fast (as llama.cpp: "
+                  "int8 activations against quantized weights, bf16 against bf16 weights; f32 and f16 weights are exact "
+                  "either way)")
       ->capture_default_str()->check(CLI::IsMember({"exact", "fast"}));
   cmd->add_flag("--json", o->json, "Print one JSON object: text, token ids, timings (and log-probs)");
   cmd->add_option("--logprobs", o->generation.logprobs, "With --json: the top-K log-probabilities at each step")->check(CLI::Range(0, 100));

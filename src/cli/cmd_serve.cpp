@@ -128,8 +128,8 @@ void register_serve(CLI::App& app) {
                   "stop_reason \"time_limit\"")->capture_default_str()->check(CLI::Range(1, 86400));
   cmd->add_option("--cors-origin", o->server.cors_origin, "Allow browser pages from this origin (e.g. http://localhost:3000) "
                   "to call the API; no CORS headers without it");
-  cmd->add_option("--precision", o->precision, "Quantized weights: fast (int8 activations, as llama.cpp) or exact "
-                  "(dequantized to f32)")->capture_default_str()->check(CLI::IsMember({"exact", "fast"}));
+  cmd->add_option("--precision", o->precision, "fast (as llama.cpp: int8 activations against quantized weights, bf16 "
+                  "against bf16 weights) or exact (weights widened to f32)")->capture_default_str()->check(CLI::IsMember({"exact", "fast"}));
   cmd->add_option("--access-log", o->server.access_log, "Append one line per request (time, method, path, status, ms, "
                   "bytes; never questions or images) to this file, or - for stdout");
   cmd->callback([o] { serve(*o); });

@@ -5,8 +5,9 @@
 //     static constexpr int kWeightRows;             // weight rows per tile of 4 x rows (prefill)
 //     static constexpr int kDecodeRows;             // weight rows per tile of 1 x row (decode)
 //     static constexpr int64_t kL2Bytes, kL3Bytes;  // cache shares the blocks below may fill
-//     template <DType D, int MR, int NR>            // acc[j * MR + i] += x[i] . w[r0 + j] over columns [c0, c1)
-//     static void run(const float* x, int64_t k, const void* w, int64_t r0, int64_t c0, int64_t c1, Vec* acc);
+//     template <DType D, int MR, int NR, bool kStream>  // acc[j * MR + i] += x[i] . w[r0 + j] over columns
+//     static void run(const float* x, int64_t k, const void* w,  // [c0, c1); kStream: w is read once, from
+//                     int64_t r0, int64_t c0, int64_t c1, Vec* acc);  // memory (decode), not from a panel
 //     template <DType D> static void widen(const void* w, int64_t first, int64_t n, float* out);
 //     static float sum(Vec acc);                    // the fixed horizontal sum
 //   };
@@ -26,13 +27,13 @@
 namespace medlab::blocked {
 
 // Tile::run for the edge tile of nr weight rows, nr in 1..NR.
-template <class Tile, DType D, int MR, int NR>
+template <class Tile, DType D, int MR, int NR, bool kStream = false>
 inline void tile_rows(const float* x, int64_t k, const void* w, int64_t r0, int nr, int64_t c0, int64_t c1,
                       typename Tile::Vec* acc) {
   if constexpr (NR > 1) {
-    if (nr < NR) return tile_rows<Tile, D, MR, NR - 1>(x, k, w, r0, nr, c0, c1, acc);
+    if (nr < NR) return tile_rows<Tile, D, MR, NR - 1, kStream>(x, k, w, r0, nr, c0, c1, acc);
   }
-  Tile::template run<D, MR, NR>(x, k, w, r0, c0, c1, acc);
+  Tile::template run<D, MR, NR, kStream>(x, k, w, r0, c0, c1, acc);
 }
 
 // Few x rows (decode, or a batched decode step of several requests): weights are read in their stored dtype
@@ -48,7 +49,7 @@ void direct_rows(const float* x, int64_t m, const WeightMatrix& w, int64_t row_b
     for (int64_t r = row_begin; r < row_end; r += NR4) {
       const int nr = int(std::min<int64_t>(NR4, row_end - r));
       typename Tile::Vec acc[MR * NR4] = {};
-      tile_rows<Tile, D, MR, NR4>(x + i0 * k, k, w.data, r, nr, 0, k, acc);
+      tile_rows<Tile, D, MR, NR4, true>(x + i0 * k, k, w.data, r, nr, 0, k, acc);
       for (int j = 0; j < nr; ++j)
         for (int i = 0; i < MR; ++i) y[(i0 + i) * y_stride + r + j] = Tile::sum(acc[j * MR + i]);
     }
@@ -56,7 +57,7 @@ void direct_rows(const float* x, int64_t m, const WeightMatrix& w, int64_t row_b
     const int nr = int(std::min<int64_t>(NR, row_end - r));
     for (int64_t i = i0; i < m; ++i) {
       typename Tile::Vec acc[NR] = {};
-      tile_rows<Tile, D, 1, NR>(x + i * k, k, w.data, r, nr, 0, k, acc);
+      tile_rows<Tile, D, 1, NR, true>(x + i * k, k, w.data, r, nr, 0, k, acc);
       for (int j = 0; j < nr; ++j) y[i * y_stride + r + j] = Tile::sum(acc[j]);
     }
   }

@@ -13,7 +13,7 @@ std::vector<std::string> cpu_features() {
       {"avx2", __builtin_cpu_supports("avx2")},         {"fma", __builtin_cpu_supports("fma")},
       {"f16c", f16c},                                   {"avx512f", __builtin_cpu_supports("avx512f")},
       {"avx512bw", __builtin_cpu_supports("avx512bw")}, {"avx512vl", __builtin_cpu_supports("avx512vl")},
-      {"avx512vnni", __builtin_cpu_supports("avx512vnni")}};
+      {"avx512vnni", __builtin_cpu_supports("avx512vnni")}, {"avx512bf16", __builtin_cpu_supports("avx512bf16")}};
   std::vector<std::string> present;
   for (const auto& [name, has] : checks)
     if (has) present.push_back(name);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/bf16_matmul.h"
 #include "kernels/quant_matmul.h"
 
 namespace medlab {
@@ -35,9 +36,30 @@ const KernelTable& kernels_for(const std::string& name) {
   fail("isa: unknown kernel set '", name, "' (expected scalar, avx2 or avx512)");
 }
 
+namespace {
+
+// Fast bf16: the activations rounded once per call, on the caller's threads, into scratch that only grows.
+void bf16_matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w,
+                 float* y) {
+  thread_local std::vector<uint16_t> xb;
+  const int64_t n = m * w.cols;
+  if (xb.size() < size_t(n)) xb.resize(size_t(n));
+  uint16_t* xb_data = xb.data();
+  pool.parallel_for(
+      n, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) xb_data[i] = bf16_activation(x[i]);
+      },
+      4096);
+  pool.parallel_for(
+      w.rows, [&](int64_t begin, int64_t end) { k.bf16_matmul_rows(xb_data, m, w, begin, end, y, w.rows); }, 16);
+}
+
+}  // namespace
+
 void matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w, float* y,
             Precision precision) {
   if (is_quantized(w.dtype)) return quant_matmul(k, pool, x, m, w, y, precision);
+  if (w.dtype == DType::BF16 && precision == Precision::Fast) return bf16_matmul(k, pool, x, m, w, y);
   // Split by output column in multiples of 16 rows of w: each thread reads its own weight rows once.
   pool.parallel_for(
       w.rows, [&](int64_t begin, int64_t end) { k.matmul_rows(x, m, w, begin, end, y, w.rows); }, 16);

@@ -37,6 +37,9 @@ struct KernelTable {
   void (*dequantize)(DType type, const void* row, float* y, int64_t n);
   void (*quant_matmul_rows)(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
                             float* y, int64_t y_stride);
+  // bf16 weights in Precision::Fast (kernels/bf16_matmul.h): activation rows already rounded to bf16.
+  void (*bf16_matmul_rows)(const uint16_t* x, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
+                           float* y, int64_t y_stride);
 };
 
 const KernelTable& scalar_kernels();
@@ -49,10 +52,11 @@ const KernelTable& best_kernels();
 // The table for a named ISA ("scalar", "avx2", "avx512"), or an error if this CPU cannot run it.
 const KernelTable& kernels_for(const std::string& isa_name);
 
-// How quantized weights meet the f32 activations. Exact: weights widened to f32, f32 products and sums
-// (what the parity tests run). Fast: as llama.cpp does, each activation row is quantized per block
-// (Q8_0, or Q8_K for the K-quants) and blocks multiply in integers. Plain f32/f16/bf16 weights are
-// exact in both modes. Either way an output's bits depend only on its own input row and weight row.
+// How weights meet the f32 activations. Exact: weights widened to f32, f32 products and sums (what the
+// parity tests run). Fast, as llama.cpp does: for quantized weights each activation row is quantized per
+// block (Q8_0, or Q8_K for the K-quants) and blocks multiply in integers; for bf16 weights activations
+// are rounded to bf16 and products summed in pairs (AVX512-BF16's order). f32 and f16 weights are exact
+// in both modes. Either way an output's bits depend only on its own input row and weight row.
 enum class Precision { Exact, Fast };
 
 // y[m, w.rows] = x[m, w.cols] @ w^T, split over output columns across the pool.

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/bf16_matmul.h"
 #include "kernels/kernels.h"
 #include "kernels/quant_matmul.h"
 
@@ -52,8 +53,10 @@ inline float horizontal_sum(__m256 v) {
 }
 
 // acc[j * MR + i] += x[i] . w[r0 + j] over columns [c0, c1), MR rows of x by NR weight rows; the
-// accumulators live in registers for the whole range.
-template <DType D, int MR, int NR>
+// accumulators live in registers for the whole range. kStream: the weights come from memory, once (decode);
+// the next tile's rows are asked into L2 at this tile's pace, since the hardware prefetchers lose track of
+// NR streams a row apart.
+template <DType D, int MR, int NR, bool kStream>
 void tile(const float* x, int64_t k, const void* w, int64_t r0, int64_t c0, int64_t c1, __m256* acc) {
   __m256 a[MR][NR];
   #pragma GCC unroll 8
@@ -65,8 +68,13 @@ void tile(const float* x, int64_t k, const void* w, int64_t r0, int64_t c0, int6
   #pragma GCC unroll 8
   for (int j = 0; j < NR; ++j) wrow[j] = static_cast<const uint8_t*>(w) + size_t(r0 + j) * size_t(k) * elem;
 
+  const size_t next_tile = size_t(NR) * size_t(k) * elem;  // bytes from a row to its place in the next tile
   int64_t c = c0;
   for (; c + 8 <= c1; c += 8) {
+    if constexpr (kStream)
+      if (c * elem % 64 == 0)
+        for (int j = 0; j < NR; ++j)
+          _mm_prefetch(static_cast<const char*>(wrow[j]) + next_tile + size_t(c) * elem, _MM_HINT_T1);
     __m256 wv[NR];
     #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) wv[j] = load8<D>(wrow[j], c);
@@ -100,9 +108,9 @@ struct Tile {
   using Vec = __m256;
   static constexpr int kWeightRows = 3, kDecodeRows = 6;
   static constexpr int64_t kL2Bytes = int64_t(1) << 19, kL3Bytes = int64_t(1) << 22;
-  template <DType D, int MR, int NR>
+  template <DType D, int MR, int NR, bool kStream>
   static void run(const float* x, int64_t k, const void* w, int64_t r0, int64_t c0, int64_t c1, __m256* acc) {
-    tile<D, MR, NR>(x, k, w, r0, c0, c1, acc);
+    tile<D, MR, NR, kStream>(x, k, w, r0, c0, c1, acc);
   }
   template <DType D>
   static void widen(const void* w, int64_t first, int64_t n, float* out) {
@@ -113,6 +121,86 @@ struct Tile {
   static float sum(__m256 acc) { return horizontal_sum(acc); }
 };
 
+// The fast bf16 order (bf16_matmul.h) without AVX512-BF16: a 32-bit word holds a pair of bf16 values, the
+// even one low, so shifting it left by 16 gives the even value as f32 and masking the low half gives the odd
+// one. Two FMAs per word, odd first, with MXCSR's flush rules, are vdpbf16ps's steps.
+struct PairLanes {
+  __m256 lo, hi;  // lanes 0-7 and 8-15
+};
+
+struct PairTile {
+  using Vec = PairLanes;
+  static constexpr int kRowsX = 2, kRowsW = 2, kDecodeRows = 4;
+  static constexpr int64_t kL2Bytes = int64_t(1) << 19;
+
+  // 8 pairs of `p` (words 0-7 or 8-15 of a chunk) as their even and odd values.
+  static void split(const uint16_t* p, __m256& even, __m256& odd) {
+    const __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    even = _mm256_castsi256_ps(_mm256_slli_epi32(words, 16));
+    odd = _mm256_castsi256_ps(_mm256_and_si256(words, _mm256_set1_epi32(int(0xffff0000u))));
+  }
+
+  // One chunk of 32 columns: rows of x and w start at x[i] and w[j].
+  template <int MR, int NR>
+  static void chunk(const uint16_t* const (&x)[MR], const uint16_t* const (&w)[NR], __m256 (&a)[MR][NR][2]) {
+    #pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      __m256 xe[MR], xo[MR];
+      #pragma GCC unroll 4
+      for (int i = 0; i < MR; ++i) split(x[i] + 16 * h, xe[i], xo[i]);
+      #pragma GCC unroll 8
+      for (int j = 0; j < NR; ++j) {
+        __m256 we, wo;
+        split(w[j] + 16 * h, we, wo);
+        #pragma GCC unroll 4
+        for (int i = 0; i < MR; ++i) a[i][j][h] = _mm256_fmadd_ps(xe[i], we, _mm256_fmadd_ps(xo[i], wo, a[i][j][h]));
+      }
+    }
+  }
+
+  template <int MR, int NR, bool kStream>
+  static void run(const uint16_t* x, const uint16_t* w, int64_t k, PairLanes* acc) {
+    __m256 a[MR][NR][2];
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) a[i][j][0] = acc[j * MR + i].lo, a[i][j][1] = acc[j * MR + i].hi;
+    int64_t c = 0;
+    for (; c + 32 <= k; c += 32) {
+      if constexpr (kStream)  // the next tile's rows into L2: the prefetchers lose track of NR streams
+        for (int j = 0; j < NR; ++j) _mm_prefetch(reinterpret_cast<const char*>(w + (NR + j) * k + c), _MM_HINT_T1);
+      const uint16_t* xs[MR];
+      const uint16_t* ws[NR];
+      for (int i = 0; i < MR; ++i) xs[i] = x + i * k + c;
+      for (int j = 0; j < NR; ++j) ws[j] = w + j * k + c;
+      chunk<MR, NR>(xs, ws, a);
+    }
+    if (c < k) {  // the last chunk, zero-padded
+      alignas(32) uint16_t xt[MR][32] = {}, wt[NR][32] = {};
+      const uint16_t* xs[MR];
+      const uint16_t* ws[NR];
+      for (int i = 0; i < MR; ++i) {
+        std::memcpy(xt[i], x + i * k + c, size_t(k - c) * 2);
+        xs[i] = xt[i];
+      }
+      for (int j = 0; j < NR; ++j) {
+        std::memcpy(wt[j], w + j * k + c, size_t(k - c) * 2);
+        ws[j] = wt[j];
+      }
+      chunk<MR, NR>(xs, ws, a);
+    }
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) acc[j * MR + i] = {a[i][j][0], a[i][j][1]};
+  }
+
+  static float sum(PairLanes lanes) {
+    const __m256 s8 = _mm256_add_ps(lanes.lo, lanes.hi);
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+  }
+};
+
+#include "kernels/bf16_pairs.h"  // inside the target region and this file's namespace
+
 }  // namespace
 
 #ifdef __clang__
@@ -120,9 +208,14 @@ struct Tile {
 #endif
 #pragma GCC pop_options
 
+void bf16_matmul_rows_avx2(const uint16_t* x, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
+                           float* y, int64_t y_stride) {
+  bf16_pair_rows<PairTile>(x, m, w, row_begin, row_end, y, y_stride);
+}
+
 const KernelTable* avx2_kernels() {
-  static const KernelTable table{Isa::Avx2, &blocked::matmul_rows_any<Tile>,
-                                 &dequantize_row_avx2, &quant_matmul_rows_avx2};
+  static const KernelTable table{Isa::Avx2, &blocked::matmul_rows_any<Tile>, &dequantize_row_avx2,
+                                 &quant_matmul_rows_avx2, &bf16_matmul_rows_avx2};
   static const bool supported = [] {
     unsigned eax, ebx, ecx, edx;
     const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "kernels/bf16_matmul.h"
 #include "kernels/kernels.h"
 #include "kernels/quant_matmul.h"
 
@@ -46,8 +47,10 @@ inline __m512 load_tail(const void* base, int64_t i, __mmask16 mask) {
 }
 
 // acc[j * MR + i] += x[i] . w[r0 + j] over columns [c0, c1), MR rows of x by NR weight rows; the
-// accumulators live in registers for the whole range.
-template <DType D, int MR, int NR>
+// accumulators live in registers for the whole range. kStream: the weights come from memory, once (decode);
+// the next tile's rows are asked into L2 at this tile's pace, since the hardware prefetchers lose track of
+// NR streams a row apart.
+template <DType D, int MR, int NR, bool kStream>
 void tile(const float* x, int64_t k, const void* w, int64_t r0, int64_t c0, int64_t c1, __m512* acc) {
   __m512 a[MR][NR];
   #pragma GCC unroll 8
@@ -59,8 +62,13 @@ void tile(const float* x, int64_t k, const void* w, int64_t r0, int64_t c0, int6
   #pragma GCC unroll 8
   for (int j = 0; j < NR; ++j) wrow[j] = static_cast<const uint8_t*>(w) + size_t(r0 + j) * size_t(k) * elem;
 
+  const size_t next_tile = size_t(NR) * size_t(k) * elem;  // bytes from a row to its place in the next tile
   int64_t c = c0;
   for (; c + 16 <= c1; c += 16) {
+    if constexpr (kStream)
+      if (c * elem % 64 == 0)
+        for (int j = 0; j < NR; ++j)
+          _mm_prefetch(static_cast<const char*>(wrow[j]) + next_tile + size_t(c) * elem, _MM_HINT_T1);
     __m512 wv[NR];
     #pragma GCC unroll 8
     for (int j = 0; j < NR; ++j) wv[j] = load16<D>(wrow[j], c);
@@ -95,9 +103,9 @@ struct Tile {
   using Vec = __m512;
   static constexpr int kWeightRows = 4, kDecodeRows = 8;
   static constexpr int64_t kL2Bytes = int64_t(1) << 20, kL3Bytes = int64_t(1) << 22;
-  template <DType D, int MR, int NR>
+  template <DType D, int MR, int NR, bool kStream>
   static void run(const float* x, int64_t k, const void* w, int64_t r0, int64_t c0, int64_t c1, __m512* acc) {
-    tile<D, MR, NR>(x, k, w, r0, c0, c1, acc);
+    tile<D, MR, NR, kStream>(x, k, w, r0, c0, c1, acc);
   }
   template <DType D>
   static void widen(const void* w, int64_t first, int64_t n, float* out) {
@@ -119,10 +127,12 @@ struct Tile {
 #pragma GCC pop_options
 
 const KernelTable* avx512_kernels() {
-  // Quantized weights: VNNI's dpbusd for Q8_0 and Q4_0 where the CPU has it, otherwise the AVX2 kernels.
-  static const KernelTable table{Isa::Avx512, &blocked::matmul_rows_any<Tile>, &dequantize_row_avx2,
-                                 __builtin_cpu_supports("avx512vnni") ? &quant_matmul_rows_avx512_vnni
-                                                                      : &quant_matmul_rows_avx2};
+  // Quantized weights: VNNI's dpbusd for Q8_0 and Q4_0 where the CPU has it, otherwise the AVX2 kernels;
+  // fast bf16: vdpbf16ps where the CPU has it, otherwise the AVX2 emulation (the same bits either way).
+  static const KernelTable table{
+      Isa::Avx512, &blocked::matmul_rows_any<Tile>, &dequantize_row_avx2,
+      __builtin_cpu_supports("avx512vnni") ? &quant_matmul_rows_avx512_vnni : &quant_matmul_rows_avx2,
+      __builtin_cpu_supports("avx512bf16") ? &bf16_matmul_rows_avx512_bf16 : &bf16_matmul_rows_avx2};
   static const bool supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                                 __builtin_cpu_supports("avx512vl");
   return supported ? &table : nullptr;

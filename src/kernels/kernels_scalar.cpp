@@ -1,5 +1,6 @@
 // The reference kernels: plain loops, one f32 accumulator per output, in index order.
 #include "core/error.h"
+#include "kernels/bf16_matmul.h"
 #include "kernels/kernels.h"
 #include "kernels/quant_matmul.h"
 
@@ -30,9 +31,28 @@ void matmul_rows_scalar(const float* x, int64_t m, const WeightMatrix& w, int64_
 
 }  // namespace
 
+void bf16_matmul_rows_scalar(const uint16_t* x, int64_t m, const WeightMatrix& w, int64_t row_begin,
+                             int64_t row_end, float* y, int64_t y_stride) {
+  const int64_t k = w.cols;
+  const auto* wd = static_cast<const uint16_t*>(w.data);
+  auto value = [&](const uint16_t* row, int64_t c) { return c < k ? flush_subnormal(bf16_to_f32(row[c])) : 0.0f; };
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    for (int64_t i = 0; i < m; ++i) {
+      float lane[16] = {};
+      for (int64_t c = 0; c < k; c += 32)
+        for (int l = 0; l < 16; ++l)
+          for (int64_t e : {c + 2 * l + 1, c + 2 * l})
+            lane[l] = flush_subnormal(std::fma(value(x + i * k, e), value(wd + r * k, e), lane[l]));
+      for (int width = 8; width >= 1; width /= 2)
+        for (int l = 0; l < width; ++l) lane[l] = flush_subnormal(lane[l] + lane[l + width]);
+      y[i * y_stride + r] = lane[0];
+    }
+  }
+}
+
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{Isa::Scalar, &matmul_rows_scalar,
-                                 &dequantize_row, &quant_matmul_rows_scalar};
+  static const KernelTable table{Isa::Scalar, &matmul_rows_scalar, &dequantize_row, &quant_matmul_rows_scalar,
+                                 &bf16_matmul_rows_scalar};
   return table;
 }
 

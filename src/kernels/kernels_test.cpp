@@ -5,6 +5,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/bf16_matmul.h"
 #include "kernels/kernels.h"
 
 namespace medlab {
@@ -99,6 +100,65 @@ TEST(Matmul, BitIdenticalAcrossBatchCompositionAndThreads) {
       }
     }
   }
+}
+
+// Fast bf16 (bf16_matmul.h): the activations rounded to bf16, then the float64 dot product of what the
+// kernels multiply; every set gives the scalar reference's bits, over tails of every length class, decode
+// tiles, prefill tiles and their edges, split over two threads.
+TEST(Matmul, FastBf16MatchesFloat64AndTheScalarBitsForEveryIsa) {
+  std::mt19937 rng(11);
+  ThreadPool pool(2);
+  for (auto [m, rows, cols] : {std::tuple{1, 37, 53}, {2, 19, 64}, {3, 40, 96}, {4, 16, 32}, {5, 33, 257},
+                               {9, 13, 4304 / 8}, {1, 70, 2560 / 4}, {17, 9, 100}}) {
+    const StoredWeights w = random_weights(DType::BF16, rows, cols, rng);
+    const std::vector<float> x = random_input(m * cols, rng);
+    std::vector<float> reference(size_t(m * rows));
+    matmul(scalar_kernels(), pool, x.data(), m, w.view, reference.data(), Precision::Fast);
+    for (int i = 0; i < m; ++i) {
+      for (int r = 0; r < rows; ++r) {
+        double expect = 0, magnitude = 0;
+        for (int c = 0; c < cols; ++c) {
+          const double xb = bf16_to_f32(bf16_activation(x[size_t(i * cols + c)]));
+          const double product = xb * w.exact[size_t(r * cols + c)];
+          expect += product;
+          magnitude += std::abs(product);
+        }
+        EXPECT_NEAR(reference[size_t(i * rows + r)], expect, 1e-6 * magnitude) << "m=" << m << " r=" << r;
+      }
+    }
+    for (const KernelTable* k : every_isa_on_this_cpu()) {
+      std::vector<float> y(size_t(m * rows));
+      matmul(*k, pool, x.data(), m, w.view, y.data(), Precision::Fast);
+      EXPECT_EQ(std::memcmp(y.data(), reference.data(), y.size() * 4), 0)
+          << isa_name(k->isa) << " m=" << m << " rows=" << rows << " cols=" << cols;
+    }
+  }
+}
+
+// The fast path really multiplies bf16 activations: an activation bf16 cannot hold changes the result, and
+// the exact path keeps it.
+TEST(Matmul, FastBf16RoundsActivationsAndExactDoesNot) {
+  ThreadPool pool(1);
+  const std::vector<uint16_t> w(32, f32_to_bf16(1.0f));
+  std::vector<float> x(32, 0.0f);
+  x[0] = 1.0f + 1.0f / 1024;  // 1 + 2^-10: bf16 keeps 7 fraction bits, so this rounds to 1
+  float fast = 0, exact = 0;
+  for (const KernelTable* k : every_isa_on_this_cpu()) {
+    matmul(*k, pool, x.data(), 1, {DType::BF16, 1, 32, w.data()}, &fast, Precision::Fast);
+    matmul(*k, pool, x.data(), 1, {DType::BF16, 1, 32, w.data()}, &exact, Precision::Exact);
+    EXPECT_EQ(fast, 1.0f) << isa_name(k->isa);
+    EXPECT_EQ(exact, x[0]) << isa_name(k->isa);
+  }
+}
+
+TEST(Matmul, Bf16ActivationRounding) {
+  EXPECT_EQ(bf16_activation(1.0f), 0x3f80);
+  EXPECT_EQ(bf16_activation(-2.0f), 0xc000);
+  EXPECT_EQ(bf16_activation(1.0f + 1.0f / 256), 0x3f80);      // halfway: to even
+  EXPECT_EQ(bf16_activation(1.0f + 3.0f / 256), 0x3f82);      // halfway: to even, upwards
+  EXPECT_EQ(bf16_activation(1e-40f), 0x0000);                 // subnormal: zero
+  EXPECT_EQ(bf16_activation(-1e-40f), 0x8000);                // of its sign
+  EXPECT_TRUE(std::isnan(bf16_to_f32(bf16_activation(std::nanf("")))));
 }
 
 TEST(Norms, RmsNormUsesScaleAsGiven) {

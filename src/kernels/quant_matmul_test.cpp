@@ -189,7 +189,8 @@ TEST(QuantMatmul, Q8_0AndQ4_0GiveTheScalarBitsForEveryIsa) {
   std::mt19937 rng(13);
   ThreadPool pool(2);
   for (DType type : {DType::Q8_0, DType::Q4_0}) {
-    for (auto [m, rows, blocks] : {std::tuple{1, 9, 3}, {2, 7, 8}, {3, 5, 19}, {9, 7, 19}, {6, 3, 16}, {17, 40, 5}, {3, 35, 4}}) {
+    for (auto [m, rows, blocks] : {std::tuple{1, 9, 3}, {2, 7, 8}, {3, 5, 19}, {9, 7, 19}, {6, 3, 16}, {17, 40, 5},
+                                   {3, 35, 4}, {1, 40, 7}, {2, 33, 9}}) {
       const int64_t cols = 32 * blocks;
       const QuantWeights w = random_weights(type, rows, cols, rng);
       const std::vector<float> x = random_values(m * cols, rng);

@@ -29,25 +29,38 @@ inline __m256i block_values(const Block32Of<D>& blk) {
   }
 }
 
-// The integer dot product of each row's block b with activation block x, row j in lane j. Q8_0: |w| times x
-// with w's sign (maddubs takes unsigned times signed), and int32 sums; Q4_0: codes times x in int16 (a half
-// block's sum is at most 16 * 15 * 127 < 2^15), widened at the end, less 8 times the activations' sum.
+// Row j's block b in a panel of rows row_bytes apart.
 template <DType D>
-inline __m256i panel_dots(const Block32Of<D>* const (&rows)[kPanelRows], int64_t b, const int8_t* x, int32_t x_sum) {
+inline const Block32Of<D>& panel_block(const uint8_t* panel, size_t row_bytes, int j, int64_t b) {
+  return reinterpret_cast<const Block32Of<D>*>(panel + size_t(j) * row_bytes)[b];
+}
+
+// The integer dot product of each row's block b with activation block x, row j in lane j. Q8_0: |w| times x
+// with w's sign (maddubs takes unsigned times signed), and int32 sums; with VNNI, (w + 128) times x by dpbusd,
+// less 128 times the activations' sum. Q4_0: codes times x in int16 (a half block's sum is at most
+// 16 * 15 * 127 < 2^15) or by dpbusd, widened at the end, less 8 times the activations' sum.
+template <DType D, bool kVnni>
+inline __m256i panel_dots(const uint8_t* panel, size_t row_bytes, int64_t b, const int8_t* x, int32_t x_sum) {
   const __m256i xv = _mm256_load_si256(reinterpret_cast<const __m256i*>(x));
   __m256i p[kPanelRows];
   #pragma GCC unroll 8
   for (int j = 0; j < kPanelRows; ++j) {
-    const __m256i w = block_values<D>(rows[j][b]);
-    if constexpr (D == DType::Q8_0)
+    const __m256i w = block_values<D>(panel_block<D>(panel, row_bytes, j, b));
+    if constexpr (kVnni)
+      p[j] = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                 D == DType::Q8_0 ? _mm256_xor_si256(w, _mm256_set1_epi8(char(0x80))) : w, xv);
+    else if constexpr (D == DType::Q8_0)
       p[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(xv, w)), _mm256_set1_epi16(1));
     else
       p[j] = _mm256_maddubs_epi16(w, xv);
   }
-  if constexpr (D == DType::Q8_0) {  // int32 lanes: per 128-bit half, rows 0-3 then 4-7
+  if constexpr (kVnni || D == DType::Q8_0) {  // int32 lanes: per 128-bit half, rows 0-3 then 4-7
     const __m256i low = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
     const __m256i high = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
-    return _mm256_add_epi32(_mm256_permute2x128_si256(low, high, 0x20), _mm256_permute2x128_si256(low, high, 0x31));
+    const __m256i dots =
+        _mm256_add_epi32(_mm256_permute2x128_si256(low, high, 0x20), _mm256_permute2x128_si256(low, high, 0x31));
+    if constexpr (!kVnni) return dots;
+    return _mm256_sub_epi32(dots, _mm256_set1_epi32((D == DType::Q8_0 ? 128 : 8) * x_sum));
   } else {
     const __m256i s = _mm256_hadd_epi16(
         _mm256_hadd_epi16(_mm256_hadd_epi16(p[0], p[1]), _mm256_hadd_epi16(p[2], p[3])),
@@ -59,26 +72,29 @@ inline __m256i panel_dots(const Block32Of<D>* const (&rows)[kPanelRows], int64_t
 }
 
 template <DType D>
-inline __m256 panel_scales(const Block32Of<D>* const (&rows)[kPanelRows], int64_t b) {
-  return _mm256_cvtph_ps(_mm_setr_epi16(int16_t(rows[0][b].d), int16_t(rows[1][b].d), int16_t(rows[2][b].d),
-                                        int16_t(rows[3][b].d), int16_t(rows[4][b].d), int16_t(rows[5][b].d),
-                                        int16_t(rows[6][b].d), int16_t(rows[7][b].d)));
+inline __m256 panel_scales(const uint8_t* panel, size_t row_bytes, int64_t b) {
+  auto d = [&](int j) { return int16_t(panel_block<D>(panel, row_bytes, j, b).d); };
+  return _mm256_cvtph_ps(_mm_setr_epi16(d(0), d(1), d(2), d(3), d(4), d(5), d(6), d(7)));
 }
 
-// Decode: 8 weight rows read in place (each block meets 1 to 3 activation rows, so repacking is not repaid);
-// the next panel's rows are asked for at this panel's pace.
-template <DType D, int MR>
-void panel_in_place(const Block32Of<D>* const (&rows)[kPanelRows], const Block32Of<D>* const (&next)[kPanelRows],
-                    const Q8Row (&x)[MR], int64_t nb, float* y, int64_t y_stride) {
+// Decode: 8 weight rows read in place (each block meets 1 to 3 activation rows, so repacking is not repaid).
+// The hardware prefetchers lose track of 8 streams a row apart, so the next panel (contiguous: rows follow
+// each other) is asked into L2 front to back at this panel's pace; null for the last panel.
+template <DType D, bool kVnni, int MR>
+void panel_in_place(const uint8_t* panel, size_t row_bytes, const uint8_t* next, const Q8Row (&x)[MR], int64_t nb,
+                    float* y, int64_t y_stride) {
+  constexpr size_t kStep = kPanelRows * sizeof(Block32Of<D>);  // bytes of the next panel per block
   __m256 acc[MR];
   for (auto& a : acc) a = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    if (b == 0 || (sizeof(Block32Of<D>) * b) / 64 != (sizeof(Block32Of<D>) * (b - 1)) / 64)  // about a line apart
-      for (int j = 0; j < kPanelRows; ++j) _mm_prefetch(reinterpret_cast<const char*>(next[j] + b), _MM_HINT_T0);
-    const __m256 w_scales = panel_scales<D>(rows, b);
+    if (next)
+      #pragma GCC unroll 8
+      for (size_t line = 0; line <= kStep; line += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(next + b * kStep + line), _MM_HINT_T1);
+    const __m256 w_scales = panel_scales<D>(panel, row_bytes, b);
     #pragma GCC unroll 4
     for (int i = 0; i < MR; ++i) {
-      const __m256i dots = panel_dots<D>(rows, b, x[i].qs + 32 * b, x[i].sums[b]);
+      const __m256i dots = panel_dots<D, kVnni>(panel, row_bytes, b, x[i].qs + 32 * b, x[i].sums[b]);
       acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(w_scales, _mm256_set1_ps(x[i].d[b])), _mm256_cvtepi32_ps(dots), acc[i]);
     }
   }
@@ -203,7 +219,7 @@ void q8_rows(const uint8_t* xq, size_t x_row_bytes, int64_t cols, Q8Row (&x)[MR]
 }
 
 // Decode of Q8_0/Q4_0: whole panels in place, then single rows.
-template <DType D, int MR>
+template <DType D, bool kVnni, int MR>
 void decode_rows(const uint8_t* xq, size_t x_row_bytes, const uint8_t* wd, size_t w_row_bytes, int64_t cols,
                  int64_t row_begin, int64_t row_end, float* y, int64_t y_stride) {
   using Block = Block32Of<D>;
@@ -212,14 +228,9 @@ void decode_rows(const uint8_t* xq, size_t x_row_bytes, const uint8_t* wd, size_
   const int64_t nb = cols / 32;
   int64_t r = row_begin;
   for (; r + kPanelRows <= row_end; r += kPanelRows) {
-    const Block* rows[kPanelRows];
-    const Block* next[kPanelRows];
-    for (int j = 0; j < kPanelRows; ++j) {
-      rows[j] = reinterpret_cast<const Block*>(wd + size_t(r + j) * w_row_bytes);
-      next[j] = r + kPanelRows + j < row_end ? reinterpret_cast<const Block*>(wd + size_t(r + kPanelRows + j) * w_row_bytes)
-                                             : rows[j];
-    }
-    panel_in_place<D, MR>(rows, next, x, nb, y + r, y_stride);
+    const uint8_t* panel = wd + size_t(r) * w_row_bytes;
+    const uint8_t* next = r + 2 * kPanelRows <= row_end ? panel + kPanelRows * w_row_bytes : nullptr;
+    panel_in_place<D, kVnni, MR>(panel, w_row_bytes, next, x, nb, y + r, y_stride);
   }
   for (; r < row_end; ++r)
     for (int i = 0; i < MR; ++i)
@@ -275,9 +286,9 @@ void panel_rows(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_be
   const auto* x = static_cast<const uint8_t*>(xq);
   const auto* wd = static_cast<const uint8_t*>(w.data);
   switch (m) {
-    case 1: return decode_rows<D, 1>(x, x_row_bytes, wd, w_row_bytes, w.cols, row_begin, row_end, y, y_stride);
-    case 2: return decode_rows<D, 2>(x, x_row_bytes, wd, w_row_bytes, w.cols, row_begin, row_end, y, y_stride);
-    case 3: return decode_rows<D, 3>(x, x_row_bytes, wd, w_row_bytes, w.cols, row_begin, row_end, y, y_stride);
+    case 1: return decode_rows<D, kVnni, 1>(x, x_row_bytes, wd, w_row_bytes, w.cols, row_begin, row_end, y, y_stride);
+    case 2: return decode_rows<D, kVnni, 2>(x, x_row_bytes, wd, w_row_bytes, w.cols, row_begin, row_end, y, y_stride);
+    case 3: return decode_rows<D, kVnni, 3>(x, x_row_bytes, wd, w_row_bytes, w.cols, row_begin, row_end, y, y_stride);
     default: break;
   }
   // Activation rows in blocks that stay in L2 while each panel (VNNI: pair of panels), repacked once per

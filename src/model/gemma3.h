@@ -117,7 +117,7 @@ class Gemma3State {
 // workspace serves any number of sequences, one pass at a time.
 class Gemma3Workspace {
  public:
-  // precision: how quantized weights meet the activations (kernels.h); plain weights are exact either way.
+  // precision: how weights meet the activations (kernels.h); f32 and f16 weights are exact either way.
   Gemma3Workspace(const Gemma3& model, ThreadPool& pool, const KernelTable& kernels,
                   Precision precision = Precision::Exact);
 

@@ -33,7 +33,7 @@ class SiglipVision {
   // pixels: [num_channels][image_size][image_size], normalized as the image processor does (channel-major,
   // as normalize_chw writes). Writes tokens_per_image() x output_dim() floats to `out`: the soft tokens in
   // row-major order of the pooled grid, unscaled (the decoder must not multiply them by sqrt(hidden)).
-  // precision: how quantized weights meet the activations (kernels.h).
+  // precision: how weights meet the activations (kernels.h).
   void encode(const float* pixels, float* out, ThreadPool& pool, const KernelTable& kernels,
               Precision precision = Precision::Exact) const;
 

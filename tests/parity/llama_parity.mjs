@@ -11,7 +11,8 @@
 //                         [--workdir DIR] [--steps 32] [--top 5] [--tolerance 1e-3] [--threads 2] [--type f32]
 //                         [--medlab-gguf] [--precision fast|exact] [--tensor-types LIST] [--no-ties] [--lora]
 // --medlab-gguf: medlab reads the same GGUF file as llama.cpp instead of the model folder (for
-// quantized types, whose blocks both sides then share); --precision is passed to medlab run.
+// quantized types, whose blocks both sides then share); --precision is passed to medlab run (default exact,
+// the f32 path the parity tests hold to the reference).
 // --tensor-types f32,q4_K,q6_K: the GGUF must hold tensors of each of these types and no others, with
 // every norm in f32 (a mixed-type file, as llama-quantize writes one).
 // --no-ties: every greedy step must pick the same token, even a near-tie within the tolerance.
@@ -138,7 +139,8 @@ if (!modelDir) {
 // --lora: llama.cpp runs the model with a random adapter merged in (merge-lora, then convert), medlab the
 // model folder with the same adapter applied at run time.
 let ggufSource = modelDir;
-const medlabExtra = opt.precision ? ['--precision', opt.precision] : [];
+const precision = opt.precision ?? 'exact';
+const medlabExtra = ['--precision', precision];
 if (opt.lora) {
   const adapterDir = join(opt.workdir, 'adapter');
   run(opt.medlab, ['make-test-model', '--preset', opt.preset, '--seed', opt.seed, '--adapter',
@@ -152,7 +154,7 @@ run(opt.medlab, ['convert', '--to', 'gguf', ggufSource, gguf, '--type', opt.type
 const medlabModel = opt['medlab-gguf'] ? gguf : modelDir;
 console.log(`llama.cpp parity: ${opt.preset ? `preset ${opt.preset}` : modelDir}, GGUF ${opt.type}, ` +
             `medlab reads ${opt['medlab-gguf'] ? 'the GGUF' : 'the model folder'}` +
-            `${opt.precision ? ` with --precision ${opt.precision}` : ''}, ` +
+            ` with --precision ${precision}, ` +
             `${prompts.length} prompts x ${steps} greedy steps, top-${top} log-probs, tolerance ${tolerance}`);
 
 const requestPath = join(opt.workdir, 'llama_request.json');

@@ -228,8 +228,9 @@ const { report, finish } = tally();
 
 for (const [i, [name, images, question]] of cases.entries()) {
   const ref = reference.prompts[i];
+  const imageArgs = images.flatMap((im) => ['--image', im.file]);
   const med = medlabRun(opt.medlab, { model: modelDir, text: chat(question), steps, top, threads: opt.threads,
-                                      extra: images.flatMap((im) => ['--image', im.file]) });
+                                      extra: ['--precision', 'exact', ...imageArgs] });
   const sizes = images.map((im) => `${im.width}x${im.height}`).join('+');
   const label = `${name.padEnd(14)} ${sizes.padEnd(19)} prompt ${String(ref.prompt_tokens.length).padStart(3)} tokens`;
   const difference = promptDifference(ref.prompt_tokens, med.prompt_tokens);
