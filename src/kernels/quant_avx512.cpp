@@ -1,7 +1,6 @@
-// Quantized-weight kernels for AVX-512 CPUs with VNNI: Q8_0 and Q4_0 panels (quant_panels.h) whose prefill
-// products take vpdpbusd. They keep the 256-bit vectors of the AVX2 panels, which is also what Zen 4 runs at
-// full rate, and give the same bits as every other set (quant_matmul.h's order). The K-quants and NF4 use the
-// AVX2 kernels.
+// Quantized-weight kernels for AVX-512 CPUs with VNNI: Q8_0 and Q4_0 panels (quant_panels.h) whose block
+// products take vpdpbusd, two panels per 512-bit vector in prefill and 256-bit vectors in decode. They give
+// the same bits as every other set (quant_matmul.h's order). The K-quants and NF4 use the AVX2 kernels.
 #include <immintrin.h>
 
 #include <algorithm>

@@ -2,7 +2,7 @@
 // same source for every x86 kernel set. A kernel file includes this inside its target region and its own
 // anonymous namespace, after defining half(), load256() and prefetch_ahead(), so each set compiles it for
 // its ISA; kVnni = true takes AVX512-VNNI's dpbusd (4 products and their sum in one instruction) for the
-// prefill products.
+// block products, in prefill and decode.
 #pragma once
 
 // A block's integer dot products with the panel's 8 rows land in the 8 int32 lanes of one vector (row j in
@@ -87,10 +87,11 @@ void panel_in_place(const uint8_t* panel, size_t row_bytes, const uint8_t* next,
   __m256 acc[MR];
   for (auto& a : acc) a = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    if (next)
+    if (next) {
       #pragma GCC unroll 8
       for (size_t line = 0; line <= kStep; line += 64)
         _mm_prefetch(reinterpret_cast<const char*>(next + b * kStep + line), _MM_HINT_T1);
+    }
     const __m256 w_scales = panel_scales<D>(panel, row_bytes, b);
     #pragma GCC unroll 4
     for (int i = 0; i < MR; ++i) {
