@@ -191,12 +191,8 @@ struct PairTile {
       for (int j = 0; j < NR; ++j) acc[j * MR + i] = {a[i][j][0], a[i][j][1]};
   }
 
-  static float sum(PairLanes lanes) {
-    const __m256 s8 = _mm256_add_ps(lanes.lo, lanes.hi);
-    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
-    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
-  }
+  // bf16_matmul.h's lane sum: the two halves, then horizontal_sum's own tree (+4, +2, +1).
+  static float sum(PairLanes lanes) { return horizontal_sum(_mm256_add_ps(lanes.lo, lanes.hi)); }
 };
 
 #include "kernels/bf16_pairs.h"  // inside the target region and this file's namespace
