@@ -11,7 +11,9 @@ namespace medlab {
 
 // Q8_K only ever holds activations (the partner of the K-quants in dot products), never weights.
 // NF4 is bitsandbytes' 4-bit NormalFloat in medlab's block form (see core/quant.h).
-enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q8_K, NF4 };
+// Q4_0x16 is Q4_0 repacked at load in panels of 16 rows (kernels/q4_0x16.h): only models and kernels hold it,
+// never a file, and its rows are not contiguous, so the row functions of core/quant.h refuse it.
+enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q8_K, NF4, Q4_0x16 };
 
 constexpr bool is_quantized(DType t) { return t != DType::F32 && t != DType::F16 && t != DType::BF16; }
 
@@ -22,7 +24,8 @@ constexpr int64_t block_elements(DType t) {
     case DType::F16:
     case DType::BF16: return 1;
     case DType::Q8_0:
-    case DType::Q4_0: return 32;
+    case DType::Q4_0:
+    case DType::Q4_0x16: return 32;
     case DType::NF4: return 64;
     case DType::Q4_K:
     case DType::Q5_K:
@@ -38,7 +41,8 @@ constexpr size_t block_bytes(DType t) {
     case DType::F16:
     case DType::BF16: return 2;
     case DType::Q8_0: return 34;
-    case DType::Q4_0: return 18;
+    case DType::Q4_0:
+    case DType::Q4_0x16: return 18;
     case DType::Q4_K: return 144;
     case DType::Q5_K: return 176;
     case DType::Q6_K: return 210;
@@ -63,6 +67,7 @@ constexpr std::string_view dtype_name(DType t) {
     case DType::Q6_K: return "q6_k";
     case DType::Q8_K: return "q8_k";
     case DType::NF4: return "nf4";
+    case DType::Q4_0x16: return "q4_0x16";
   }
   return "?";
 }

@@ -302,6 +302,14 @@ std::vector<std::string> Checkpoint::weight_files() const {
   return paths;
 }
 
+const MappedFile* Checkpoint::mapping_of(const void* data, size_t bytes) const {
+  for (const auto& file : gguf_)
+    if (file->mapping().contains(data, bytes)) return &file->mapping();
+  for (const auto& file : files_)
+    if (file->mapping().contains(data, bytes)) return &file->mapping();
+  return nullptr;
+}
+
 void Checkpoint::adopt_tensor(const std::string& full_name, TensorView view, std::vector<uint8_t> storage) {
   owned_.push_back(std::make_unique<std::vector<uint8_t>>(std::move(storage)));
   tensors_[full_name] = std::move(view);

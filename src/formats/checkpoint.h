@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/mapped_file.h"
 #include "core/tensor.h"
 #include "formats/gguf_reader.h"
 #include "formats/model_config.h"
@@ -81,6 +82,9 @@ class Checkpoint {
   // True when RMSNorm weights are stored as 1 + w (GGUF files); Hugging Face checkpoints store w.
   // Models read norms through this so both formats give the same scale.
   bool norms_include_one() const { return norms_include_one_; }
+
+  // The mapped weight file that holds [data, data + bytes), or null (bytes the checkpoint owns).
+  const MappedFile* mapping_of(const void* data, size_t bytes) const;
 
   // Replaces (or adds) the tensor `full_name` by data the checkpoint owns from now on: weights
   // quantized at load, NF4 blocks joined from their bitsandbytes parts. `view.data` must point into

@@ -284,7 +284,8 @@ GgufType gguf_type_of(DType d) {
     case DType::Q5_K: return GgufType::Q5_K;
     case DType::Q6_K: return GgufType::Q6_K;
     case DType::Q8_K:
-    case DType::NF4: break;
+    case DType::NF4:
+    case DType::Q4_0x16: break;
   }
   fail("GGUF has no type for ", dtype_name(d), " weights; choose one with --type");
 }

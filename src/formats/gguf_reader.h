@@ -46,6 +46,7 @@ class GgufFile {
   explicit GgufFile(const std::string& path);  // maps and validates; throws Error naming path and key/tensor
 
   const std::string& path() const { return file_.path(); }
+  const MappedFile& mapping() const { return file_; }
   uint32_t alignment() const { return alignment_; }
   const std::map<std::string, GgufValue>& metadata() const { return metadata_; }
   const std::vector<GgufTensor>& tensors() const { return tensors_; }  // in file order

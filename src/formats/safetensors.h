@@ -27,6 +27,7 @@ class SafetensorsFile {
   const std::map<std::string, ByteTensor>& byte_tensors() const { return byte_tensors_; }  // U8
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::string& path() const { return file_.path(); }
+  const MappedFile& mapping() const { return file_; }
 
  private:
   MappedFile file_;

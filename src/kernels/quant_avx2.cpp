@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/q4_0x16.h"
 #include "kernels/quant_matmul.h"
 
 #pragma GCC push_options
@@ -63,6 +64,51 @@ inline __m256 uint8x8_to_float(const void* p) {
 }
 
 #include "kernels/quant_panels.h"  // inside the target region and this file's namespace: compiled for AVX2
+
+// ---- Fast: Q4_0x16 panels ----
+
+// A panel's 16 rows in two passes of 8 (a 256-bit half of each 64-byte group), so that a tile of 4 activation
+// rows keeps its sums and accumulators in registers; the second pass reads the panel from L2. Products by
+// maddubs, added in int16 over the block (a lane's 16 products sum to at most 16 * 15 * 127 < 2^15) and
+// widened once.
+constexpr int kX16Tile = 4;
+
+template <int MR>
+void x16_panel(const uint8_t* panel, const Q8Row (&x)[MR], int64_t nb, float (*out)[kQ4_0x16Rows]) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  for (int h = 0; h < 2; ++h) {
+    __m256 acc[MR];
+    for (auto& a : acc) a = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* block = panel + size_t(b) * kQ4_0x16BlockBytes;
+      __m256i sum[MR];
+      for (auto& s : sum) s = _mm256_setzero_si256();
+      #pragma GCC unroll 4
+      for (int t = 0; t < 4; ++t) {
+        const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * t + 32 * h));
+        const __m256i low = _mm256_and_si256(codes, low4), high = _mm256_and_si256(_mm256_srli_epi16(codes, 4), low4);
+        #pragma GCC unroll 4
+        for (int i = 0; i < MR; ++i) {
+          int32_t first, second;  // activations 4t..4t+3 and 16+4t..16+4t+3 of block b
+          std::memcpy(&first, x[i].qs + 32 * b + 4 * t, 4);
+          std::memcpy(&second, x[i].qs + 32 * b + 16 + 4 * t, 4);
+          sum[i] = _mm256_add_epi16(sum[i], _mm256_maddubs_epi16(low, _mm256_set1_epi32(first)));
+          sum[i] = _mm256_add_epi16(sum[i], _mm256_maddubs_epi16(high, _mm256_set1_epi32(second)));
+        }
+      }
+      const __m256 w_scales =
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 256 + 16 * h)));
+      #pragma GCC unroll 4
+      for (int i = 0; i < MR; ++i) {
+        const __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(sum[i], ones), _mm256_set1_epi32(8 * x[i].sums[b]));
+        acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(w_scales, _mm256_set1_ps(x[i].d[b])), _mm256_cvtepi32_ps(dots), acc[i]);
+      }
+    }
+    for (int i = 0; i < MR; ++i) _mm256_store_ps(out[i] + 8 * h, acc[i]);
+  }
+}
+
+#include "kernels/q4_0x16_rows.h"
 
 // ---- K-quant super-blocks to KQuantLevels ----
 
@@ -381,6 +427,7 @@ void quant_matmul_rows_avx2(const void* xq, int64_t m, const WeightMatrix& w, in
   switch (w.dtype) {
     case DType::Q8_0: return panel_rows<DType::Q8_0, false>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_0: return panel_rows<DType::Q4_0, false>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q4_0x16: return x16_rows(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::NF4: return rows<DType::NF4>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_K: return rows<DType::Q4_K>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q5_K: return rows<DType::Q5_K>(xq, m, w, row_begin, row_end, y, y_stride);

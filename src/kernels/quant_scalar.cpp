@@ -3,7 +3,9 @@
 // dequantize_row.)
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
+#include "kernels/q4_0x16.h"
 #include "kernels/quant_matmul.h"
 
 namespace medlab {
@@ -136,6 +138,19 @@ void rows(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, i
   }
 }
 
+// Q4_0 in 16-row panels: each row taken back to Q4_0 blocks, then the same products.
+void rows_q4_0x16(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end, float* y,
+                  int64_t y_stride) {
+  const size_t x_row_bytes = fast_activation_row_bytes(w.dtype, w.cols);
+  std::vector<BlockQ4_0> row(size_t(w.cols / 32));
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    unpack_q4_0x16_row(w.data, w.cols, r, row.data());
+    for (int64_t i = 0; i < m; ++i)
+      y[i * y_stride + r] = dot_row_blocks<BlockQ4_0, values_q4_0>(
+          row.data(), static_cast<const uint8_t*>(xq) + size_t(i) * x_row_bytes, w.cols);
+  }
+}
+
 }  // namespace
 
 void quant_matmul_rows_scalar(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin,
@@ -145,6 +160,7 @@ void quant_matmul_rows_scalar(const void* xq, int64_t m, const WeightMatrix& w, 
       return rows<BlockQ8_0, dot_row_blocks<BlockQ8_0, values_q8_0>>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_0:
       return rows<BlockQ4_0, dot_row_blocks<BlockQ4_0, values_q4_0>>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q4_0x16: return rows_q4_0x16(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::NF4: return rows<BlockNF4, dot_row_nf4>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_K:
       return rows<BlockQ4_K, dot_row_k<BlockQ4_K, levels_q4_k>>(xq, m, w, row_begin, row_end, y, y_stride);

@@ -33,9 +33,15 @@ class Gemma3 {
   // outlive the model). Logits are produced for the first n_vocab rows of the output head (the embedding,
   // unless the checkpoint unties them): the tokenizer's real vocabulary.
   // Images of up to max_image_tokens soft tokens can be given to forward() (mm_tokens_per_image).
-  Gemma3(const Checkpoint& checkpoint, int64_t n_vocab, int64_t max_image_tokens);
+  // Q4_0 layers mapped from a file are repacked for the kernels (model/linear.h: pack_q4_0_layer) by
+  // `load_threads` threads.
+  Gemma3(const Checkpoint& checkpoint, int64_t n_vocab, int64_t max_image_tokens, int load_threads = 1);
+  Gemma3(const Gemma3&) = delete;  // the layers view the model's own packed weights
+  Gemma3& operator=(const Gemma3&) = delete;
 
   const TextConfig& config() const { return config_; }
+  // The type layer `layer`'s matrices compute in (its MLP up projection's): the stored one, or q4_0x16.
+  DType layer_weight_type(int64_t layer) const { return layers_.at(size_t(layer)).up.weight.dtype; }
   int64_t n_vocab() const { return n_vocab_; }
 
   // Runs tokens at positions state.n_past() onward, extending the cache, and writes the logits of the
@@ -84,6 +90,7 @@ class Gemma3 {
   Linear head_;         // the first n_vocab rows of lm_head, or of the embedding it is tied to
   std::vector<float> final_norm_;
   std::vector<Layer> layers_;
+  PackedWeights packed_;  // Q4_0 layers' panels, which the layers above view
   std::vector<float> inv_freq_local_, inv_freq_global_;  // rotary frequencies per dimension pair
   float query_scale_;
   float embed_scale_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "kernels/q4_0x16.h"
 
 namespace medlab {
 namespace {
@@ -37,6 +38,20 @@ Linear first_rows(Linear layer, int64_t rows) {
   layer.weight.rows = rows;  // row-major: the first rows are a prefix of the matrix
   for (LowRankUpdate& u : layer.updates) u.rows = rows;
   return layer;
+}
+
+void pack_q4_0_layer(Linear& layer, const Checkpoint& checkpoint, PackedWeights& packed, ThreadPool& pool) {
+  WeightMatrix& w = layer.weight;
+  const size_t bytes = row_bytes(w.dtype, w.cols) * size_t(w.rows);
+  const MappedFile* file = w.dtype == DType::Q4_0 ? checkpoint.mapping_of(w.data, bytes) : nullptr;
+  if (!file) return;
+  // Not zeroed first: every byte is written by the packing.
+  WeightLine* lines = packed.emplace_back(new WeightLine[(q4_0x16_bytes(w.rows, w.cols) + 63) / 64]).get();
+  pool.parallel_for((w.rows + kQ4_0x16Rows - 1) / kQ4_0x16Rows, [&](int64_t begin, int64_t end) {
+    pack_q4_0x16(w.data, w.rows, w.cols, begin, end, lines);
+  });
+  file->release(w.data, bytes);
+  w = {DType::Q4_0x16, w.rows, w.cols, lines};
 }
 
 int64_t low_rank_scratch_floats(std::span<const Linear* const> layers) {

@@ -49,7 +49,7 @@ class GgufLoad : public ::testing::Test {
   static std::string path(const std::string& name) { return (dir_ / name).string(); }
 
   // 16 greedy tokens, with top-5 log-probabilities, for a chat prompt; with an image when `image`.
-  static GenerationResult generate(const LoadedModel& model, bool image) {
+  static GenerationResult generate(const LoadedModel& model, bool image, Precision precision = Precision::Exact) {
     ThreadPool pool(2);
     const KernelTable& kernels = best_kernels();
     std::string text = render_chat({{"user", image ? "Describe this image <start_of_image>" : "Is the heart enlarged?"}});
@@ -76,7 +76,7 @@ class GgufLoad : public ::testing::Test {
     settings.max_new_tokens = 16;
     settings.ignore_eos = true;
     settings.logprobs = 5;
-    Session session(model, 512, pool, kernels);
+    Session session(model, 512, pool, kernels, precision);
     return session.generate(prompt, settings, {}, placed);
   }
 
@@ -153,26 +153,36 @@ TEST_F(GgufLoad, Bf16GivesTheHfResults) {
   expect_same(generate(*hf, true), generate(*gguf, true), 1e-4f);
 }
 
-// A q8_0 GGUF computes as the HF checkpoint whose matrices are quantized to the same blocks in memory.
-TEST_F(GgufLoad, Q8_0GivesTheResultsOfTheSameBlocks) {
-  const std::string q8 = path("q8_0.gguf");
-  export_gguf(Checkpoint::open(path("bf16")), q8, {GgufType::Q8_0, ""});
-  Checkpoint hf = Checkpoint::open(path("bf16"));
-  std::vector<std::pair<std::string, TensorView>> matrices;
-  for (const auto& [name, view] : hf.tensors())
-    if (view.shape.size() == 2 && name.starts_with(hf.layout().text)) matrices.emplace_back(name, view);
-  for (const auto& [name, view] : matrices) {
-    std::vector<float> f(size_t(view.numel()));
-    for (int64_t i = 0; i < view.numel(); ++i) f[size_t(i)] = element_f32(view, i);
-    std::vector<uint8_t> blocks(row_bytes(DType::Q8_0, view.numel()));
-    quantize_row(DType::Q8_0, f.data(), blocks.data(), view.numel());
-    const TensorView quantized{DType::Q8_0, view.shape, blocks.data()};  // before blocks is moved from
-    hf.adopt_tensor(name, quantized, std::move(blocks));
+// A q8_0 or q4_0 GGUF computes as the HF checkpoint whose matrices are quantized to the same blocks in memory,
+// in both precisions: q4_0 from the file is repacked into panels (Q4_0x16), the reference's blocks are read in
+// place, and the bits are the same.
+TEST_F(GgufLoad, Q8_0AndQ4_0GiveTheResultsOfTheSameBlocks) {
+  for (const auto [type, gguf_type, loaded_type] :
+       {std::tuple{DType::Q8_0, GgufType::Q8_0, DType::Q8_0}, {DType::Q4_0, GgufType::Q4_0, DType::Q4_0x16}}) {
+    const std::string file = path(std::string(dtype_name(type)) + ".gguf");
+    export_gguf(Checkpoint::open(path("bf16")), file, {gguf_type, ""});
+    Checkpoint hf = Checkpoint::open(path("bf16"));
+    std::vector<std::pair<std::string, TensorView>> matrices;
+    for (const auto& [name, view] : hf.tensors())
+      if (view.shape.size() == 2 && name.starts_with(hf.layout().text)) matrices.emplace_back(name, view);
+    for (const auto& [name, view] : matrices) {
+      std::vector<float> f(size_t(view.numel()));
+      for (int64_t i = 0; i < view.numel(); ++i) f[size_t(i)] = element_f32(view, i);
+      std::vector<uint8_t> blocks(row_bytes(type, view.numel()));
+      quantize_row(type, f.data(), blocks.data(), view.numel());
+      const TensorView quantized{type, view.shape, blocks.data()};  // before blocks is moved from
+      hf.adopt_tensor(name, quantized, std::move(blocks));
+    }
+    LoadedModel reference(std::move(hf), Tokenizer::load((kTokenizerDir / "tokenizer.json").string()));
+    const auto gguf = load_model(file, {});
+    ASSERT_EQ(gguf->checkpoint.text("layers.0.mlp.up_proj.weight").dtype, type);
+    EXPECT_EQ(gguf->decoder.layer_weight_type(0), loaded_type);
+    EXPECT_EQ(reference.decoder.layer_weight_type(0), type);
+    for (Precision precision : {Precision::Exact, Precision::Fast}) {
+      SCOPED_TRACE(std::string(dtype_name(type)) + (precision == Precision::Fast ? " fast" : " exact"));
+      expect_same(generate(reference, false, precision), generate(*gguf, false, precision), 0);
+    }
   }
-  LoadedModel reference(std::move(hf), Tokenizer::load((kTokenizerDir / "tokenizer.json").string()));
-  const auto gguf = load_model(q8, {});
-  ASSERT_EQ(gguf->checkpoint.text("layers.0.mlp.up_proj.weight").dtype, DType::Q8_0);
-  expect_same(generate(reference, false), generate(*gguf, false), 0);
 }
 
 }  // namespace

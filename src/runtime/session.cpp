@@ -29,10 +29,10 @@ std::optional<std::string> read_test_model_note(const std::filesystem::path& dir
 
 }  // namespace
 
-LoadedModel::LoadedModel(Checkpoint checkpoint_, Tokenizer tokenizer_)
+LoadedModel::LoadedModel(Checkpoint checkpoint_, Tokenizer tokenizer_, int load_threads)
     : checkpoint(std::move(checkpoint_)),
       tokenizer(std::move(tokenizer_)),
-      decoder(checkpoint, tokenizer.size(), checkpoint.config().mm_tokens_per_image),
+      decoder(checkpoint, tokenizer.size(), checkpoint.config().mm_tokens_per_image, load_threads),
       vision(checkpoint.config().multimodal() ? std::make_unique<SiglipVision>(checkpoint) : nullptr) {}
 
 Tokenizer gguf_tokenizer(const GgufFile& file) {
@@ -63,7 +63,7 @@ std::unique_ptr<LoadedModel> load_model(const std::string& model, const LoadOpti
   if (!checkpoint.gguf() && !std::filesystem::exists(tokenizer_path))
     fail(tokenizer_path.string(), ": missing (the model folder needs its tokenizer)");
   Tokenizer tokenizer = checkpoint.gguf() ? gguf_tokenizer(*checkpoint.gguf()) : Tokenizer::load(tokenizer_path.string());
-  auto loaded = std::make_unique<LoadedModel>(std::move(checkpoint), std::move(tokenizer));
+  auto loaded = std::make_unique<LoadedModel>(std::move(checkpoint), std::move(tokenizer), threads);
   const int64_t n_vocab = loaded->tokenizer.size();
   for (int64_t id : loaded->checkpoint.config().eos_token_ids)
     if (id >= 0 && id < n_vocab) loaded->stop_tokens.push_back(TokenId(id));

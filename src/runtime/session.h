@@ -26,7 +26,7 @@
 namespace medlab {
 
 struct LoadedModel {
-  LoadedModel(Checkpoint checkpoint, Tokenizer tokenizer);
+  LoadedModel(Checkpoint checkpoint, Tokenizer tokenizer, int load_threads = 1);
 
   Checkpoint checkpoint;
   Tokenizer tokenizer;
