@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "core/dtype.h"
@@ -64,6 +66,39 @@ TEST(MappedFile, MissingFileNamesThePath) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/weights.safetensors"), std::string::npos);
   }
+}
+
+// Released pages read back the file's bytes; a range outside the map is refused, whole or in part.
+TEST(MappedFile, ReleasedPagesReadTheFileAgain) {
+  const std::string path = ::testing::TempDir() + "mapped_file_release.bin";
+  std::vector<uint8_t> bytes(3 * 4096 + 100);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = uint8_t(i * 7 + 3);
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  std::fwrite(bytes.data(), 1, bytes.size(), f);
+  std::fclose(f);
+  const MappedFile map(path);
+  EXPECT_EQ(std::memcmp(map.data(), bytes.data(), bytes.size()), 0);
+  EXPECT_TRUE(map.contains(map.data() + 10, bytes.size() - 10));
+  EXPECT_FALSE(map.contains(map.data() + 10, bytes.size()));
+  EXPECT_FALSE(map.contains(bytes.data(), 1));
+  map.release(map.data() + 10, bytes.size() - 10);
+  EXPECT_EQ(std::memcmp(map.data(), bytes.data(), bytes.size()), 0);
+  EXPECT_THROW(map.release(map.data() + 1, bytes.size()), Error);
+  std::remove(path.c_str());
+}
+
+TEST(LargeBuffer, IsZeroedWritableAndWhole) {
+  LargeBuffer buffer(3 << 20);
+  ASSERT_NE(buffer.data(), nullptr);
+  EXPECT_GE(buffer.size(), size_t(3) << 20);
+  EXPECT_EQ(uintptr_t(buffer.data()) % (size_t(2) << 20), 0u);
+  for (size_t i = 0; i < buffer.size(); i += 4096) EXPECT_EQ(buffer.data()[i], 0) << i;
+  buffer.data()[buffer.size() - 1] = 1;
+  LargeBuffer moved = std::move(buffer);
+  EXPECT_EQ(buffer.data(), nullptr);
+  EXPECT_EQ(moved.data()[moved.size() - 1], 1);
+  EXPECT_EQ(LargeBuffer().data(), nullptr);
 }
 
 }  // namespace

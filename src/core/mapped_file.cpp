@@ -60,4 +60,35 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
+LargeBuffer::LargeBuffer(size_t bytes) {
+  constexpr size_t kHugePage = size_t(2) << 20;
+  size_ = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  if (size_ == 0) return;
+  // Over-allocate by a huge page so that the buffer can start on a huge-page boundary.
+  void* p = ::mmap(nullptr, size_ + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) fail("memory: cannot allocate ", bytes, " bytes: ", std::strerror(errno));
+  const auto start = uintptr_t(p), aligned = (start + kHugePage - 1) / kHugePage * kHugePage;
+  if (aligned > start) ::munmap(p, aligned - start);
+  if (const uintptr_t end = aligned + size_, mapped_end = start + size_ + kHugePage; mapped_end > end)
+    ::munmap(reinterpret_cast<void*>(end), mapped_end - end);
+  data_ = reinterpret_cast<uint8_t*>(aligned);
+  ::madvise(data_, size_, MADV_HUGEPAGE);  // advice only: without it the buffer is the same, in small pages
+}
+
+LargeBuffer::LargeBuffer(LargeBuffer&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+
+LargeBuffer& LargeBuffer::operator=(LargeBuffer&& other) noexcept {
+  if (this != &other) {
+    if (data_) ::munmap(data_, size_);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
+LargeBuffer::~LargeBuffer() {
+  if (data_) ::munmap(data_, size_);
+}
+
 }  // namespace medlab

@@ -1,4 +1,5 @@
-// A read-only memory map of a whole file; weights are used in place from it.
+// A read-only memory map of a whole file, from which weights are used in place; and the anonymous memory
+// of weights made at load.
 #pragma once
 
 #include <cstddef>
@@ -31,6 +32,26 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+};
+
+// Zero-filled anonymous memory for weights made at load (repacked layers), in transparent huge pages where
+// the kernel grants them: a 512th of the page faults to fill it and of the TLB misses to stream it.
+class LargeBuffer {
+ public:
+  LargeBuffer() = default;
+  explicit LargeBuffer(size_t bytes);  // throws Error when the memory cannot be had
+  LargeBuffer(LargeBuffer&& other) noexcept;
+  LargeBuffer& operator=(LargeBuffer&& other) noexcept;
+  LargeBuffer(const LargeBuffer&) = delete;
+  LargeBuffer& operator=(const LargeBuffer&) = delete;
+  ~LargeBuffer();
+
+  uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;  // whole huge pages
 };
 
 }  // namespace medlab

@@ -8,6 +8,7 @@
 // Fast, Q8_0 and Q4_0: panels of 8 weight rows whose block dot products fill the 8 lanes of one vector
 // (quant_matmul.h's order). Decode reads the panel in place; prefill first repacks it so that each vector
 // holds 4 values of all 8 rows, and an activation's 4 values, broadcast, meet them in one maddubs.
+// Fast, Q4_0x16: the 16 rows of a panel in two halves of 8 lanes, read as they lie.
 // Either way an output's bits depend only on its activation row and weight row.
 // Exact: dequantize_row_avx2 gives dequantize_row's bits (this file is built with -ffp-contract=off).
 #include <immintrin.h>

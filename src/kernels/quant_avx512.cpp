@@ -1,6 +1,7 @@
 // Quantized-weight kernels for AVX-512 CPUs with VNNI: Q8_0 and Q4_0 panels (quant_panels.h) whose block
-// products take vpdpbusd, two panels per 512-bit vector in prefill and 256-bit vectors in decode. They give
-// the same bits as every other set (quant_matmul.h's order). The K-quants and NF4 use the AVX2 kernels.
+// products take vpdpbusd, two panels per 512-bit vector in prefill and 256-bit vectors in decode, and
+// Q4_0x16's 16-row panels in 512-bit vectors. They give the same bits as every other set (quant_matmul.h's
+// order). The K-quants and NF4 use the AVX2 kernels.
 #include <immintrin.h>
 
 #include <algorithm>

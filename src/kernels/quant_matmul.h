@@ -6,7 +6,8 @@
 // Fast: activation rows are quantized once per call (Q8_K for the K-quants, Q8_0 otherwise); each weight
 // block meets an activation block in integers, and the block sums are added in float in block order. Q8_0
 // and Q4_0 add block b's integer sum, times d_w * d_x rounded to float, by one fused multiply-add; vector
-// code keeps 8 weight rows in the 8 lanes of a vector, so no horizontal sum ends an output.
+// code keeps 8 weight rows in the 8 lanes of a vector (16 in 16 for Q4_0x16, Q4_0 repacked at load:
+// kernels/q4_0x16.h), so no horizontal sum ends an output.
 // NF4 uses its 16 levels as int16 in units of 2^-14 (within 3e-5 of the exact levels) against Q8_0
 // activations: as fast as int8 levels, and adds almost no error to the activations' own rounding.
 #pragma once

@@ -33,7 +33,7 @@ class Gemma3 {
   // outlive the model). Logits are produced for the first n_vocab rows of the output head (the embedding,
   // unless the checkpoint unties them): the tokenizer's real vocabulary.
   // Images of up to max_image_tokens soft tokens can be given to forward() (mm_tokens_per_image).
-  // Q4_0 layers mapped from a file are repacked for the kernels (model/linear.h: pack_q4_0_layer) by
+  // Q4_0 layers mapped from a file are repacked for the kernels (model/linear.h: pack_q4_0_layers) by
   // `load_threads` threads.
   Gemma3(const Checkpoint& checkpoint, int64_t n_vocab, int64_t max_image_tokens, int load_threads = 1);
   Gemma3(const Gemma3&) = delete;  // the layers view the model's own packed weights
@@ -90,7 +90,7 @@ class Gemma3 {
   Linear head_;         // the first n_vocab rows of lm_head, or of the embedding it is tied to
   std::vector<float> final_norm_;
   std::vector<Layer> layers_;
-  PackedWeights packed_;  // Q4_0 layers' panels, which the layers above view
+  LargeBuffer packed_;  // Q4_0 layers' panels, which the layers above view
   std::vector<float> inv_freq_local_, inv_freq_global_;  // rotary frequencies per dimension pair
   float query_scale_;
   float embed_scale_;

@@ -40,18 +40,32 @@ Linear first_rows(Linear layer, int64_t rows) {
   return layer;
 }
 
-void pack_q4_0_layer(Linear& layer, const Checkpoint& checkpoint, PackedWeights& packed, ThreadPool& pool) {
-  WeightMatrix& w = layer.weight;
-  const size_t bytes = row_bytes(w.dtype, w.cols) * size_t(w.rows);
-  const MappedFile* file = w.dtype == DType::Q4_0 ? checkpoint.mapping_of(w.data, bytes) : nullptr;
-  if (!file) return;
-  // Not zeroed first: every byte is written by the packing.
-  WeightLine* lines = packed.emplace_back(new WeightLine[(q4_0x16_bytes(w.rows, w.cols) + 63) / 64]).get();
-  pool.parallel_for((w.rows + kQ4_0x16Rows - 1) / kQ4_0x16Rows, [&](int64_t begin, int64_t end) {
-    pack_q4_0x16(w.data, w.rows, w.cols, begin, end, lines);
-  });
-  file->release(w.data, bytes);
-  w = {DType::Q4_0x16, w.rows, w.cols, lines};
+LargeBuffer pack_q4_0_layers(std::span<Linear* const> layers, const Checkpoint& checkpoint, ThreadPool& pool) {
+  struct Packing {
+    WeightMatrix& w;
+    const MappedFile& file;
+    size_t offset;
+  };
+  std::vector<Packing> packings;
+  size_t total = 0;
+  for (Linear* layer : layers) {
+    WeightMatrix& w = layer->weight;
+    if (w.dtype != DType::Q4_0) continue;
+    if (const MappedFile* file = checkpoint.mapping_of(w.data, row_bytes(w.dtype, w.cols) * size_t(w.rows))) {
+      packings.push_back({w, *file, total});
+      total += (q4_0x16_bytes(w.rows, w.cols) + 63) / 64 * 64;
+    }
+  }
+  LargeBuffer packed(total);
+  for (Packing& p : packings) {
+    uint8_t* out = packed.data() + p.offset;
+    pool.parallel_for((p.w.rows + kQ4_0x16Rows - 1) / kQ4_0x16Rows, [&](int64_t begin, int64_t end) {
+      pack_q4_0x16(p.w.data, p.w.rows, p.w.cols, begin, end, out);
+    });
+    p.file.release(p.w.data, row_bytes(p.w.dtype, p.w.cols) * size_t(p.w.rows));
+    p.w = {DType::Q4_0x16, p.w.rows, p.w.cols, out};
+  }
+  return packed;
 }
 
 int64_t low_rank_scratch_floats(std::span<const Linear* const> layers) {
