@@ -12,7 +12,7 @@
 #include "core/quant.h"
 #include "kernels/attention.h"
 #include "kernels/kernels.h"
-#include "kernels/q4_0x16.h"
+#include "kernels/x16_panels.h"
 
 namespace medlab {
 namespace {
@@ -100,14 +100,14 @@ namespace medlab {
 namespace {
 
 // A [rows, cols] matrix of `type` (block-quantized, or bf16): 64 random rows, repeated (quantizing 26M values
-// takes seconds); Q4_0x16 packs the Q4_0 matrix.
+// takes seconds); the panel types pack their row type's matrix.
 const std::vector<uint8_t>& quantized_weights(DType type, int64_t rows, int64_t cols) {
   static std::map<std::tuple<DType, int64_t, int64_t>, std::vector<uint8_t>> cache;
   auto& bytes = cache[{type, rows, cols}];
-  if (bytes.empty() && type == DType::Q4_0x16) {
-    const std::vector<uint8_t>& rows_q4_0 = quantized_weights(DType::Q4_0, rows, cols);
-    bytes.resize(q4_0x16_bytes(rows, cols));
-    pack_q4_0x16(rows_q4_0.data(), rows, cols, 0, (rows + kQ4_0x16Rows - 1) / kQ4_0x16Rows, bytes.data());
+  if (bytes.empty() && is_x16_panels(type)) {
+    const std::vector<uint8_t>& unpacked = quantized_weights(x16_row_type(type), rows, cols);
+    bytes.resize(x16_bytes(type, rows, cols));
+    pack_x16(type, unpacked.data(), rows, cols, 0, (rows + kX16Rows - 1) / kX16Rows, bytes.data());
   }
   if (bytes.empty()) {
     const int64_t distinct = 64;
@@ -196,13 +196,16 @@ void register_quantized() {
     if (k->isa == Isa::Scalar) continue;
     for (auto [type, precision] : {std::pair{DType::BF16, Precision::Exact}, {DType::BF16, Precision::Fast},
                                    {DType::Q8_0, Precision::Fast}, {DType::Q4_0, Precision::Fast},
-                                   {DType::Q4_0x16, Precision::Fast}}) {
+                                   {DType::Q4_0x16, Precision::Fast}, {DType::Q4_K, Precision::Fast},
+                                   {DType::Q4_Kx16, Precision::Fast}, {DType::Q6_K, Precision::Fast},
+                                   {DType::Q6_Kx16, Precision::Fast}}) {
       const std::string name = "decode_stream_" + std::string(dtype_name(type)) +
                                (precision == Precision::Fast ? "_fast/" : "_exact/") + isa_name(k->isa);
       benchmark::RegisterBenchmark(name.c_str(), BM_DecodeStream, k, type, precision)
           ->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
     }
-    for (DType type : {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0, DType::Q4_0x16, DType::NF4}) {
+    for (DType type : {DType::Q4_K, DType::Q4_Kx16, DType::Q5_K, DType::Q6_K, DType::Q6_Kx16, DType::Q8_0, DType::Q4_0,
+                       DType::Q4_0x16, DType::NF4}) {
       for (Precision precision : {Precision::Fast, Precision::Exact}) {
         const std::string name = "matmul_" + std::string(dtype_name(type)) + "_" +
                                  (precision == Precision::Fast ? "fast/" : "exact/") + isa_name(k->isa);

@@ -470,9 +470,11 @@ void quantize_row(DType type, const float* x, void* y, int64_t n) {
     case DType::Q6_K: return quantize_q6_k(x, static_cast<BlockQ6_K*>(y), nb);
     case DType::Q8_K: return quantize_q8_k(x, static_cast<BlockQ8_K*>(y), nb);
     case DType::NF4: return quantize_nf4(x, static_cast<BlockNF4*>(y), nb);
-    case DType::Q4_0x16: break;
+    case DType::Q4_0x16:
+    case DType::Q4_Kx16:
+    case DType::Q6_Kx16: break;
   }
-  if (type == DType::Q4_0x16) fail("q4_0x16: rows of 16-row panels are not contiguous; pack Q4_0 rows instead");
+  if (is_x16_panels(type)) fail(dtype_name(type), ": rows of 16-row panels are not contiguous; pack rows instead");
 }
 
 void dequantize_row(DType type, const void* x, float* y, int64_t n) {
@@ -492,9 +494,11 @@ void dequantize_row(DType type, const void* x, float* y, int64_t n) {
     case DType::Q6_K: return dequantize_q6_k(static_cast<const BlockQ6_K*>(x), y, nb);
     case DType::Q8_K: return dequantize_q8_k(static_cast<const BlockQ8_K*>(x), y, nb);
     case DType::NF4: return dequantize_nf4(static_cast<const BlockNF4*>(x), y, nb);
-    case DType::Q4_0x16: break;
+    case DType::Q4_0x16:
+    case DType::Q4_Kx16:
+    case DType::Q6_Kx16: break;
   }
-  if (type == DType::Q4_0x16) fail("q4_0x16: rows of 16-row panels are not contiguous; unpack_q4_0x16_row reads one");
+  if (is_x16_panels(type)) fail(dtype_name(type), ": rows of 16-row panels are not contiguous; unpack_x16_row reads one");
 }
 
 }  // namespace medlab

@@ -52,7 +52,9 @@ double relative_rms_error(DType type) {
     case DType::Q4_K: return 0.12;
     case DType::Q4_0:
     case DType::NF4: return 0.15;
-    case DType::Q4_0x16: break;  // not a row type: kernels/quant_matmul_test.cpp tests it
+    case DType::Q4_0x16:
+    case DType::Q4_Kx16:
+    case DType::Q6_Kx16: break;  // not row types: kernels/quant_matmul_test.cpp tests them
   }
   return 0;
 }

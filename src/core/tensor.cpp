@@ -40,7 +40,9 @@ float element_f32(const TensorView& t, int64_t i) {
     case DType::Q6_K:
     case DType::Q8_K:
     case DType::NF4:
-    case DType::Q4_0x16: {  // dequantize the block that holds element i
+    case DType::Q4_0x16:
+    case DType::Q4_Kx16:
+    case DType::Q6_Kx16: {  // dequantize the block that holds element i
       const int64_t per_block = block_elements(t.dtype);
       float block[256];
       dequantize_row(t.dtype, bytes + size_t(i / per_block) * block_bytes(t.dtype), block, per_block);

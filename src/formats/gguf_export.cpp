@@ -285,7 +285,9 @@ GgufType gguf_type_of(DType d) {
     case DType::Q6_K: return GgufType::Q6_K;
     case DType::Q8_K:
     case DType::NF4:
-    case DType::Q4_0x16: break;
+    case DType::Q4_0x16:
+    case DType::Q4_Kx16:
+    case DType::Q6_Kx16: break;
   }
   fail("GGUF has no type for ", dtype_name(d), " weights; choose one with --type");
 }

@@ -8,7 +8,8 @@
 // Fast, Q8_0 and Q4_0: panels of 8 weight rows whose block dot products fill the 8 lanes of one vector
 // (quant_matmul.h's order). Decode reads the panel in place; prefill first repacks it so that each vector
 // holds 4 values of all 8 rows, and an activation's 4 values, broadcast, meet them in one maddubs.
-// Fast, Q4_0x16: the 16 rows of a panel in two halves of 8 lanes, read as they lie.
+// Fast, 16-row panels (Q4_0x16, Q4_Kx16, Q6_Kx16): the 16 rows of a panel in two halves of 8 lanes, read
+// as they lie.
 // Either way an output's bits depend only on its activation row and weight row.
 // Exact: dequantize_row_avx2 gives dequantize_row's bits (this file is built with -ffp-contract=off).
 #include <immintrin.h>
@@ -19,7 +20,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "kernels/q4_0x16.h"
+#include "kernels/x16_panels.h"
 #include "kernels/quant_matmul.h"
 
 #pragma GCC push_options
@@ -66,50 +67,175 @@ inline __m256 uint8x8_to_float(const void* p) {
 
 #include "kernels/quant_panels.h"  // inside the target region and this file's namespace: compiled for AVX2
 
-// ---- Fast: Q4_0x16 panels ----
+// ---- Fast: 16-row panels (x16_panels.h) ----
 
 // A panel's 16 rows in two passes of 8 (a 256-bit half of each 64-byte group), so that a tile of 4 activation
 // rows keeps its sums and accumulators in registers; the second pass reads the panel from L2. Products by
-// maddubs, added in int16 over the block (a lane's 16 products sum to at most 16 * 15 * 127 < 2^15) and
-// widened once.
-constexpr int kX16Tile = 4;
+// maddubs, added in int16 as far as they cannot overflow (Q4_0: a block, 16 * 15 * 128 < 2^15; Q4_K: a
+// sub-block of 32, 16 * 15 * 128; Q6_K: 4 products, 4 * 63 * 128), then widened by madd.
+inline __m256i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+// 8 bytes or f16 values, one per row, widened to the rows' lanes.
+inline __m256i rows_u8(const uint8_t* p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
+inline __m256i rows_s8(const uint8_t* p) { return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
+inline __m256 rows_f16(const uint8_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 
-template <int MR>
-void x16_panel(const uint8_t* panel, const Q8Row (&x)[MR], int64_t nb, float (*out)[kQ4_0x16Rows]) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-  for (int h = 0; h < 2; ++h) {
-    __m256 acc[MR];
-    for (auto& a : acc) a = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint8_t* block = panel + size_t(b) * kQ4_0x16BlockBytes;
-      __m256i sum[MR];
-      for (auto& s : sum) s = _mm256_setzero_si256();
-      #pragma GCC unroll 4
-      for (int t = 0; t < 4; ++t) {
-        const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * t + 32 * h));
-        const __m256i low = _mm256_and_si256(codes, low4), high = _mm256_and_si256(_mm256_srli_epi16(codes, 4), low4);
+struct Q4_0Panels {
+  static constexpr int kTile = 4;
+  template <int MR>
+  static void panel(const uint8_t* panel, const uint8_t* const (&xr)[MR], int64_t cols, float (*out)[kX16Rows]) {
+    Q8Row x[MR];
+    for (int i = 0; i < MR; ++i) x[i] = q8_row(xr[i], cols);
+    const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    for (int h = 0; h < 2; ++h) {
+      __m256 acc[MR];
+      for (auto& a : acc) a = _mm256_setzero_ps();
+      for (int64_t b = 0; b < cols / 32; ++b) {
+        const uint8_t* block = panel + size_t(b) * x16_block_bytes(DType::Q4_0x16);
+        __m256i sum[MR];
+        for (auto& s : sum) s = _mm256_setzero_si256();
+        #pragma GCC unroll 4
+        for (int t = 0; t < 4; ++t) {
+          const __m256i codes = load256(block + 64 * t + 32 * h);
+          const __m256i low = _mm256_and_si256(codes, low4), high = _mm256_and_si256(_mm256_srli_epi16(codes, 4), low4);
+          #pragma GCC unroll 4
+          for (int i = 0; i < MR; ++i) {  // activations 4t..4t+3 and 16+4t..16+4t+3 of block b
+            sum[i] = _mm256_add_epi16(sum[i], _mm256_maddubs_epi16(low, broadcast4(x[i].qs + 32 * b + 4 * t)));
+            sum[i] = _mm256_add_epi16(sum[i], _mm256_maddubs_epi16(high, broadcast4(x[i].qs + 32 * b + 16 + 4 * t)));
+          }
+        }
+        const __m256 w_scales = rows_f16(block + 256 + 16 * h);
         #pragma GCC unroll 4
         for (int i = 0; i < MR; ++i) {
-          int32_t first, second;  // activations 4t..4t+3 and 16+4t..16+4t+3 of block b
-          std::memcpy(&first, x[i].qs + 32 * b + 4 * t, 4);
-          std::memcpy(&second, x[i].qs + 32 * b + 16 + 4 * t, 4);
-          sum[i] = _mm256_add_epi16(sum[i], _mm256_maddubs_epi16(low, _mm256_set1_epi32(first)));
-          sum[i] = _mm256_add_epi16(sum[i], _mm256_maddubs_epi16(high, _mm256_set1_epi32(second)));
+          const __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(sum[i], ones), _mm256_set1_epi32(8 * x[i].sums[b]));
+          acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(w_scales, _mm256_set1_ps(x[i].d[b])), _mm256_cvtepi32_ps(dots), acc[i]);
         }
       }
-      const __m256 w_scales =
-          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 256 + 16 * h)));
-      #pragma GCC unroll 4
-      for (int i = 0; i < MR; ++i) {
-        const __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(sum[i], ones), _mm256_set1_epi32(8 * x[i].sums[b]));
-        acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(w_scales, _mm256_set1_ps(x[i].d[b])), _mm256_cvtepi32_ps(dots), acc[i]);
-      }
+      for (int i = 0; i < MR; ++i) _mm256_store_ps(out[i] + 8 * h, acc[i]);
     }
-    for (int i = 0; i < MR; ++i) _mm256_store_ps(out[i] + 8 * h, acc[i]);
   }
-}
+};
 
-#include "kernels/q4_0x16_rows.h"
+// Q4_Kx16 and Q6_Kx16 as the AVX-512 kernels compute them (quant_avx512.cpp), 8 rows at a time.
+struct Q4_KPanels {
+  static constexpr int kTile = 4;
+  template <int MR>
+  static void panel(const uint8_t* panel, const uint8_t* const (&xr)[MR], int64_t cols, float (*out)[kX16Rows]) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    for (int h = 0; h < 2; ++h) {
+      __m256 acc[MR];
+      for (auto& a : acc) a = _mm256_setzero_ps();
+      for (int64_t b = 0; b < cols / kQK; ++b) {
+        const uint8_t* block = panel + size_t(b) * x16_block_bytes(DType::Q4_Kx16);
+        const BlockQ8_K* x[MR];
+        for (int i = 0; i < MR; ++i) x[i] = reinterpret_cast<const BlockQ8_K*>(xr[i]) + b;
+        __m256i sum[MR], sum_mins[MR];
+        for (int i = 0; i < MR; ++i) sum[i] = sum_mins[i] = _mm256_setzero_si256();
+        #pragma GCC unroll 8
+        for (int s = 0; s < 8; ++s) {  // sub-block s: chunk s / 2, low nibbles when s is even
+          const int c = s / 2;
+          __m256i dots[MR];
+          for (auto& d : dots) d = _mm256_setzero_si256();
+          #pragma GCC unroll 8
+          for (int q = 0; q < 8; ++q) {
+            const __m256i codes = load256(block + 64 * (8 * c + q) + 32 * h);
+            const __m256i v = _mm256_and_si256(s % 2 ? _mm256_srli_epi16(codes, 4) : codes, low4);
+            #pragma GCC unroll 4
+            for (int i = 0; i < MR; ++i)
+              dots[i] = _mm256_add_epi16(dots[i], _mm256_maddubs_epi16(v, broadcast4(x[i]->qs + 32 * s + 4 * q)));
+          }
+          const __m256i scale = rows_u8(block + kQ4KScales + 16 * s + 8 * h);
+          const __m256i min = rows_u8(block + kQ4KMins + 16 * s + 8 * h);
+          #pragma GCC unroll 4
+          for (int i = 0; i < MR; ++i) {
+            sum[i] = _mm256_add_epi32(sum[i], _mm256_mullo_epi32(_mm256_madd_epi16(dots[i], ones), scale));
+            const int32_t x_sum = x[i]->bsums[2 * s] + x[i]->bsums[2 * s + 1];
+            sum_mins[i] = _mm256_add_epi32(sum_mins[i], _mm256_mullo_epi32(min, _mm256_set1_epi32(x_sum)));
+          }
+        }
+        const __m256 d = rows_f16(block + kQ4KD + 16 * h), dmin = rows_f16(block + kQ4KDmin + 16 * h);
+        #pragma GCC unroll 4
+        for (int i = 0; i < MR; ++i) {
+          const __m256 x_d = _mm256_set1_ps(x[i]->d);
+          acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(d, x_d), _mm256_cvtepi32_ps(sum[i]), acc[i]);
+          acc[i] = _mm256_fnmadd_ps(_mm256_mul_ps(dmin, x_d), _mm256_cvtepi32_ps(sum_mins[i]), acc[i]);
+        }
+      }
+      for (int i = 0; i < MR; ++i) _mm256_store_ps(out[i] + 8 * h, acc[i]);
+    }
+  }
+};
+
+struct Q6_KPanels {
+  static constexpr int kTile = 4;
+  template <int MR>
+  static void panel(const uint8_t* panel, const uint8_t* const (&xr)[MR], int64_t cols, float (*out)[kX16Rows]) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), bits45 = _mm256_set1_epi8(0x30), ones = _mm256_set1_epi16(1);
+    for (int h = 0; h < 2; ++h) {
+      __m256 acc[MR];
+      for (auto& a : acc) a = _mm256_setzero_ps();
+      for (int64_t b = 0; b < cols / kQK; ++b) {
+        const uint8_t* block = panel + size_t(b) * x16_block_bytes(DType::Q6_Kx16);
+        const BlockQ8_K* x[MR];
+        for (int i = 0; i < MR; ++i) x[i] = reinterpret_cast<const BlockQ8_K*>(xr[i]) + b;
+        __m256i sum[MR];
+        for (auto& s : sum) s = _mm256_setzero_si256();
+        #pragma GCC unroll 4
+        for (int part = 0; part < 4; ++part) {  // groups g = 8n + 2k + part % 2 (k = 0..3)
+          const int n = part / 2;
+          __m256i dots[MR][4];
+          for (auto& row : dots)
+            for (auto& d : row) d = _mm256_setzero_si256();
+          #pragma GCC unroll 2
+          for (int pair = 0; pair < 2; ++pair) {
+            __m256i products[MR][4];
+            for (auto& row : products)
+              for (auto& p : row) p = _mm256_setzero_si256();
+            #pragma GCC unroll 2
+            for (int q = 4 * (part % 2) + 2 * pair; q < 4 * (part % 2) + 2 * pair + 2; ++q) {
+              const uint8_t* step = block + kQ6KStep * (8 * n + q) + 32 * h;
+              const __m256i first = load256(step), second = load256(step + 64), high = load256(step + 128);
+              const __m256i v[4] = {
+                  _mm256_or_si256(_mm256_and_si256(first, low4), _mm256_and_si256(_mm256_slli_epi16(high, 4), bits45)),
+                  _mm256_or_si256(_mm256_and_si256(second, low4), _mm256_and_si256(_mm256_slli_epi16(high, 2), bits45)),
+                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(first, 4), low4), _mm256_and_si256(high, bits45)),
+                  _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(second, 4), low4),
+                                  _mm256_and_si256(_mm256_srli_epi16(high, 2), bits45))};
+              #pragma GCC unroll 4
+              for (int k = 0; k < 4; ++k)
+                #pragma GCC unroll 4
+                for (int i = 0; i < MR; ++i)
+                  products[i][k] = _mm256_add_epi16(
+                      products[i][k], _mm256_maddubs_epi16(v[k], broadcast4(x[i]->qs + 128 * n + 32 * k + 4 * q)));
+            }
+            for (int i = 0; i < MR; ++i)
+              for (int k = 0; k < 4; ++k) dots[i][k] = _mm256_add_epi32(dots[i][k], _mm256_madd_epi16(products[i][k], ones));
+          }
+          #pragma GCC unroll 4
+          for (int k = 0; k < 4; ++k) {
+            const int g = 8 * n + 2 * k + part % 2;
+            const __m256i scale = rows_s8(block + kQ6KScales + 16 * g + 8 * h);
+            #pragma GCC unroll 4
+            for (int i = 0; i < MR; ++i) {
+              const __m256i centred = _mm256_sub_epi32(dots[i][k], _mm256_set1_epi32(32 * x[i]->bsums[g]));
+              sum[i] = _mm256_add_epi32(sum[i], _mm256_mullo_epi32(centred, scale));
+            }
+          }
+        }
+        const __m256 d = rows_f16(block + kQ6KD + 16 * h);
+        #pragma GCC unroll 4
+        for (int i = 0; i < MR; ++i)
+          acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x[i]->d)), _mm256_cvtepi32_ps(sum[i]), acc[i]);
+      }
+      for (int i = 0; i < MR; ++i) _mm256_store_ps(out[i] + 8 * h, acc[i]);
+    }
+  }
+};
+
+#include "kernels/x16_rows.h"
 
 // ---- K-quant super-blocks to KQuantLevels ----
 
@@ -428,7 +554,9 @@ void quant_matmul_rows_avx2(const void* xq, int64_t m, const WeightMatrix& w, in
   switch (w.dtype) {
     case DType::Q8_0: return panel_rows<DType::Q8_0, false>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_0: return panel_rows<DType::Q4_0, false>(xq, m, w, row_begin, row_end, y, y_stride);
-    case DType::Q4_0x16: return x16_rows(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q4_0x16: return x16_rows<Q4_0Panels>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q4_Kx16: return x16_rows<Q4_KPanels>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q6_Kx16: return x16_rows<Q6_KPanels>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::NF4: return rows<DType::NF4>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_K: return rows<DType::Q4_K>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q5_K: return rows<DType::Q5_K>(xq, m, w, row_begin, row_end, y, y_stride);

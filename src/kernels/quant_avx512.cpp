@@ -1,7 +1,7 @@
 // Quantized-weight kernels for AVX-512 CPUs with VNNI: Q8_0 and Q4_0 panels (quant_panels.h) whose block
-// products take vpdpbusd, two panels per 512-bit vector in prefill and 256-bit vectors in decode, and
-// Q4_0x16's 16-row panels in 512-bit vectors. They give the same bits as every other set (quant_matmul.h's
-// order). The K-quants and NF4 use the AVX2 kernels.
+// products take vpdpbusd, two panels per 512-bit vector in prefill and 256-bit vectors in decode, and the
+// 16-row panels of Q4_0x16, Q4_Kx16 and Q6_Kx16 in 512-bit vectors. They give the same bits as every other
+// set (quant_matmul.h's order). The K-quants read in place and NF4 use the AVX2 kernels.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -10,7 +10,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "kernels/q4_0x16.h"
+#include "kernels/x16_panels.h"
 #include "kernels/quant_matmul.h"
 
 #pragma GCC push_options
@@ -29,49 +29,175 @@ inline void prefetch_ahead(const uint8_t* p) { _mm_prefetch(reinterpret_cast<con
 
 #include "kernels/quant_panels.h"  // inside the target region and this file's namespace: compiled with VNNI
 
-// Q4_0x16: a panel's 16 rows in the 16 int32 lanes of one 512-bit vector. Per 64-byte group, a mask and a
-// shift give 4 values of every row; vpdpbusd multiplies each by a broadcast group of 4 activations. The
-// panels are one stream, asked for 1 KiB ahead: decode read 12 GB/s per thread from memory without it and
-// 16-19 with it (from L3, 30).
-constexpr int kX16Tile = 8;
-constexpr int kX16Ahead = 1024;
+// The 16-row panels (x16_panels.h): a panel's 16 rows in the 16 int32 lanes of one 512-bit vector. Per
+// 64-byte group, a mask and a shift give 4 values of every row; vpdpbusd multiplies each by a broadcast group
+// of 4 activations. The panels are one stream, asked for 2 KiB ahead: from memory, one thread, Q4_0x16 decode
+// read 12 GB/s without it and 16-19 at 1 KiB; Q4_Kx16 15-16 at 1 KiB and 20-21 at 2 KiB.
+constexpr size_t kX16Ahead = 2048;
 
-template <int MR>
-void x16_panel(const uint8_t* panel, const Q8Row (&x)[MR], int64_t nb, float (*out)[kQ4_0x16Rows]) {
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
-  __m512 acc[MR];
-  for (auto& a : acc) a = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* block = panel + size_t(b) * kQ4_0x16BlockBytes;
-    #pragma GCC unroll 5
-    for (int line = 0; line < 5; ++line)
-      _mm_prefetch(reinterpret_cast<const char*>(block) + kX16Ahead + 64 * line, _MM_HINT_T0);
-    __m512i sum[MR];
-    for (auto& s : sum) s = _mm512_setzero_si512();
-    #pragma GCC unroll 4
-    for (int t = 0; t < 4; ++t) {
-      const __m512i codes = _mm512_loadu_si512(block + 64 * t);
-      const __m512i low = _mm512_and_si512(codes, low4), high = _mm512_and_si512(_mm512_srli_epi16(codes, 4), low4);
+// Lines [first, first + count) of what lies kX16Ahead past `block`: each kernel spreads its block's lines
+// over its steps, so no loop of prefetches (and no mispredicted exit from it) sits between them.
+template <int count>
+inline void prefetch_lines(const uint8_t* block, int first) {
+  #pragma GCC unroll 8
+  for (int line = first; line < first + count; ++line)
+    _mm_prefetch(reinterpret_cast<const char*>(block) + kX16Ahead + 64 * line, _MM_HINT_T0);
+}
+inline __m512i broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+inline __m512i load512(const uint8_t* p) { return _mm512_loadu_si512(p); }
+// 16 bytes or f16 values, one per row, widened to the rows' lanes.
+inline __m512i rows_u8(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline __m512i rows_s8(const uint8_t* p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline __m512 rows_f16(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+
+struct Q4_0Panels {
+  static constexpr int kTile = 8;
+  template <int MR>
+  static void panel(const uint8_t* panel, const uint8_t* const (&xr)[MR], int64_t cols, float (*out)[kX16Rows]) {
+    Q8Row x[MR];
+    for (int i = 0; i < MR; ++i) x[i] = q8_row(xr[i], cols);
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[MR];
+    for (auto& a : acc) a = _mm512_setzero_ps();
+    for (int64_t b = 0; b < cols / 32; ++b) {
+      const uint8_t* block = panel + size_t(b) * x16_block_bytes(DType::Q4_0x16);
+      prefetch_lines<5>(block, 0);
+      __m512i sum[MR];
+      for (auto& s : sum) s = _mm512_setzero_si512();
+      #pragma GCC unroll 4
+      for (int t = 0; t < 4; ++t) {
+        const __m512i codes = load512(block + 64 * t);
+        const __m512i low = _mm512_and_si512(codes, low4), high = _mm512_and_si512(_mm512_srli_epi16(codes, 4), low4);
+        #pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) {  // activations 4t..4t+3 and 16+4t..16+4t+3 of block b
+          sum[i] = _mm512_dpbusd_epi32(sum[i], low, broadcast4(x[i].qs + 32 * b + 4 * t));
+          sum[i] = _mm512_dpbusd_epi32(sum[i], high, broadcast4(x[i].qs + 32 * b + 16 + 4 * t));
+        }
+      }
+      const __m512 w_scales = rows_f16(block + 256);
       #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
-        int32_t first, second;  // activations 4t..4t+3 and 16+4t..16+4t+3 of block b
-        std::memcpy(&first, x[i].qs + 32 * b + 4 * t, 4);
-        std::memcpy(&second, x[i].qs + 32 * b + 16 + 4 * t, 4);
-        sum[i] = _mm512_dpbusd_epi32(sum[i], low, _mm512_set1_epi32(first));
-        sum[i] = _mm512_dpbusd_epi32(sum[i], high, _mm512_set1_epi32(second));
+        const __m512i dots = _mm512_sub_epi32(sum[i], _mm512_set1_epi32(8 * x[i].sums[b]));
+        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(w_scales, _mm512_set1_ps(x[i].d[b])), _mm512_cvtepi32_ps(dots), acc[i]);
       }
     }
-    const __m512 w_scales = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 256)));
-    #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const __m512i dots = _mm512_sub_epi32(sum[i], _mm512_set1_epi32(8 * x[i].sums[b]));
-      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(w_scales, _mm512_set1_ps(x[i].d[b])), _mm512_cvtepi32_ps(dots), acc[i]);
-    }
+    for (int i = 0; i < MR; ++i) _mm512_store_ps(out[i], acc[i]);
   }
-  for (int i = 0; i < MR; ++i) _mm512_store_ps(out[i], acc[i]);
-}
+};
 
-#include "kernels/q4_0x16_rows.h"
+// Q4_Kx16: each sub-block of 32 is summed in int32 lanes over its 8 groups, then multiplied by the rows'
+// 6-bit scales (vpmulld) into the super-block's sum; the mins meet the activations' sub-block sums likewise.
+struct Q4_KPanels {
+  static constexpr int kTile = 4;
+  template <int MR>
+  static void panel(const uint8_t* panel, const uint8_t* const (&xr)[MR], int64_t cols, float (*out)[kX16Rows]) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[MR];
+    for (auto& a : acc) a = _mm512_setzero_ps();
+    for (int64_t b = 0; b < cols / kQK; ++b) {
+      const uint8_t* block = panel + size_t(b) * x16_block_bytes(DType::Q4_Kx16);
+      const BlockQ8_K* x[MR];
+      for (int i = 0; i < MR; ++i) x[i] = reinterpret_cast<const BlockQ8_K*>(xr[i]) + b;
+      __m512i sum[MR], sum_mins[MR];
+      for (int i = 0; i < MR; ++i) sum[i] = sum_mins[i] = _mm512_setzero_si512();
+      #pragma GCC unroll 8
+      for (int s = 0; s < 8; ++s) {  // sub-block s: chunk s / 2, low nibbles when s is even
+        const int c = s / 2;
+        prefetch_lines<5>(block, 5 * s);  // 40 lines for 37
+        __m512i dots[MR];
+        for (auto& d : dots) d = _mm512_setzero_si512();
+        #pragma GCC unroll 8
+        for (int q = 0; q < 8; ++q) {
+          const __m512i codes = load512(block + 64 * (8 * c + q));
+          const __m512i v = _mm512_and_si512(s % 2 ? _mm512_srli_epi16(codes, 4) : codes, low4);
+          #pragma GCC unroll 4
+          for (int i = 0; i < MR; ++i) dots[i] = _mm512_dpbusd_epi32(dots[i], v, broadcast4(x[i]->qs + 32 * s + 4 * q));
+        }
+        const __m512i scale = rows_u8(block + kQ4KScales + 16 * s), min = rows_u8(block + kQ4KMins + 16 * s);
+        #pragma GCC unroll 4
+        for (int i = 0; i < MR; ++i) {
+          sum[i] = _mm512_add_epi32(sum[i], _mm512_mullo_epi32(dots[i], scale));
+          const int32_t x_sum = x[i]->bsums[2 * s] + x[i]->bsums[2 * s + 1];
+          sum_mins[i] = _mm512_add_epi32(sum_mins[i], _mm512_mullo_epi32(min, _mm512_set1_epi32(x_sum)));
+        }
+      }
+      const __m512 d = rows_f16(block + kQ4KD), dmin = rows_f16(block + kQ4KDmin);
+      #pragma GCC unroll 4
+      for (int i = 0; i < MR; ++i) {
+        const __m512 x_d = _mm512_set1_ps(x[i]->d);
+        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(d, x_d), _mm512_cvtepi32_ps(sum[i]), acc[i]);
+        acc[i] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, x_d), _mm512_cvtepi32_ps(sum_mins[i]), acc[i]);
+      }
+    }
+    for (int i = 0; i < MR; ++i) _mm512_store_ps(out[i], acc[i]);
+  }
+};
+
+// Q6_Kx16: a value is 4 bits of ql and 2 of qh; each step's three groups give 4 values of 4 value groups,
+// each summed in int32 lanes, then less 32 times the activations' group sum, times the rows' int8 scales,
+// into the super-block's sum.
+struct Q6_KPanels {
+  static constexpr int kTile = 4;
+  template <int MR>
+  static void panel(const uint8_t* panel, const uint8_t* const (&xr)[MR], int64_t cols, float (*out)[kX16Rows]) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
+    __m512 acc[MR];
+    for (auto& a : acc) a = _mm512_setzero_ps();
+    for (int64_t b = 0; b < cols / kQK; ++b) {
+      const uint8_t* block = panel + size_t(b) * x16_block_bytes(DType::Q6_Kx16);
+      const BlockQ8_K* x[MR];
+      for (int i = 0; i < MR; ++i) x[i] = reinterpret_cast<const BlockQ8_K*>(xr[i]) + b;
+      __m512i sum[MR];
+      for (auto& s : sum) s = _mm512_setzero_si512();
+      prefetch_lines<5>(block, 48);  // the scales and d
+      #pragma GCC unroll 4
+      for (int part = 0; part < 4; ++part) {  // groups g = 8n + 2k + h (k = 0..3): values 128n + 32k + 16h..
+        const int n = part / 2, h = part % 2;
+        __m512i dots[MR][4];
+        for (auto& row : dots)
+          for (auto& d : row) d = _mm512_setzero_si512();
+        #pragma GCC unroll 4
+        for (int q = 4 * h; q < 4 * h + 4; ++q) {
+          const uint8_t* step = block + kQ6KStep * (8 * n + q);
+          prefetch_lines<3>(step, 0);
+          const __m512i first = load512(step), second = load512(step + 64), high = load512(step + 128);
+          const __m512i v[4] = {
+              _mm512_or_si512(_mm512_and_si512(first, low4), _mm512_and_si512(_mm512_slli_epi16(high, 4), bits45)),
+              _mm512_or_si512(_mm512_and_si512(second, low4), _mm512_and_si512(_mm512_slli_epi16(high, 2), bits45)),
+              _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(first, 4), low4), _mm512_and_si512(high, bits45)),
+              _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(second, 4), low4),
+                              _mm512_and_si512(_mm512_srli_epi16(high, 2), bits45))};
+          #pragma GCC unroll 4
+          for (int k = 0; k < 4; ++k)
+            #pragma GCC unroll 4
+            for (int i = 0; i < MR; ++i)
+              dots[i][k] = _mm512_dpbusd_epi32(dots[i][k], v[k], broadcast4(x[i]->qs + 128 * n + 32 * k + 4 * q));
+        }
+        #pragma GCC unroll 4
+        for (int k = 0; k < 4; ++k) {
+          const int g = 8 * n + 2 * k + h;
+          const __m512i scale = rows_s8(block + kQ6KScales + 16 * g);
+          #pragma GCC unroll 4
+          for (int i = 0; i < MR; ++i) {
+            const __m512i centred = _mm512_sub_epi32(dots[i][k], _mm512_set1_epi32(32 * x[i]->bsums[g]));
+            sum[i] = _mm512_add_epi32(sum[i], _mm512_mullo_epi32(centred, scale));
+          }
+        }
+      }
+      const __m512 d = rows_f16(block + kQ6KD);
+      #pragma GCC unroll 4
+      for (int i = 0; i < MR; ++i)
+        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_set1_ps(x[i]->d)), _mm512_cvtepi32_ps(sum[i]), acc[i]);
+    }
+    for (int i = 0; i < MR; ++i) _mm512_store_ps(out[i], acc[i]);
+  }
+};
+
+#include "kernels/x16_rows.h"
 
 }  // namespace
 
@@ -80,7 +206,9 @@ void quant_matmul_rows_avx512_vnni(const void* xq, int64_t m, const WeightMatrix
   switch (w.dtype) {
     case DType::Q8_0: return panel_rows<DType::Q8_0, true>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_0: return panel_rows<DType::Q4_0, true>(xq, m, w, row_begin, row_end, y, y_stride);
-    case DType::Q4_0x16: return x16_rows(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q4_0x16: return x16_rows<Q4_0Panels>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q4_Kx16: return x16_rows<Q4_KPanels>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q6_Kx16: return x16_rows<Q6_KPanels>(xq, m, w, row_begin, row_end, y, y_stride);
     default: return quant_matmul_rows_avx2(xq, m, w, row_begin, row_end, y, y_stride);
   }
 }

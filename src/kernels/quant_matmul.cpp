@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "kernels/q4_0x16.h"
+#include "kernels/x16_panels.h"
 #include "kernels/quant_matmul.h"
 
 namespace medlab {
@@ -17,24 +17,25 @@ void matmul_exact(const KernelTable& k, ThreadPool& pool, const float* x, int64_
   constexpr int64_t kPanelBytes = int64_t(1) << 17, kXBlockBytes = int64_t(1) << 19;
   const int64_t cols = w.cols;
   const size_t w_row_bytes = row_bytes(w.dtype, cols);
-  const bool packed = w.dtype == DType::Q4_0x16;  // rows back to Q4_0 blocks first
+  const bool packed = is_x16_panels(w.dtype);  // rows back to their row type's blocks first
+  const DType row_type = x16_row_type(w.dtype);
   const int64_t panel_rows = std::clamp<int64_t>(kPanelBytes / (cols * 4), 4, 16);
   const int64_t x_block = std::max<int64_t>(4, kXBlockBytes / (cols * 4));
   pool.parallel_for(
       w.rows,
       [&](int64_t begin, int64_t end) {
         thread_local std::vector<float> panel;  // grows to the largest panel seen, then stays
-        thread_local std::vector<BlockQ4_0> unpacked;
+        thread_local std::vector<uint8_t> unpacked;
         if (panel.size() < size_t(panel_rows * cols)) panel.resize(size_t(panel_rows * cols));
-        if (packed && unpacked.size() < size_t(cols / 32)) unpacked.resize(size_t(cols / 32));
+        if (packed && unpacked.size() < w_row_bytes) unpacked.resize(w_row_bytes);
         for (int64_t i0 = 0; i0 < m; i0 += x_block) {
           const int64_t rows_x = std::min(x_block, m - i0);
           for (int64_t r0 = begin; r0 < end; r0 += panel_rows) {
             const int64_t nr = std::min(panel_rows, end - r0);
             for (int64_t j = 0; j < nr; ++j) {
               if (packed) {
-                unpack_q4_0x16_row(w.data, cols, r0 + j, unpacked.data());
-                k.dequantize(DType::Q4_0, unpacked.data(), panel.data() + j * cols, cols);
+                unpack_x16_row(w.dtype, w.data, cols, r0 + j, unpacked.data());
+                k.dequantize(row_type, unpacked.data(), panel.data() + j * cols, cols);
               } else {
                 k.dequantize(w.dtype, static_cast<const uint8_t*>(w.data) + size_t(r0 + j) * w_row_bytes,
                              panel.data() + j * cols, cols);

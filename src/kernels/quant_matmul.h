@@ -5,9 +5,12 @@
 // ISA's own f32 matmul, so each output keeps that kernel's fixed reduction order.
 // Fast: activation rows are quantized once per call (Q8_K for the K-quants, Q8_0 otherwise); each weight
 // block meets an activation block in integers, and the block sums are added in float in block order. Q8_0
-// and Q4_0 add block b's integer sum, times d_w * d_x rounded to float, by one fused multiply-add; vector
-// code keeps 8 weight rows in the 8 lanes of a vector (16 in 16 for Q4_0x16, Q4_0 repacked at load:
-// kernels/q4_0x16.h), so no horizontal sum ends an output.
+// and Q4_0 add block b's integer sum, times d_w * d_x rounded to float, by one fused multiply-add; the
+// K-quants add a super-block's scaled integer sum the same way, then Q4_K and Q5_K its scaled integer mins,
+// times -(dmin_w * d_x), by a second one (Q6_K subtracts its offset of 32 in integers). Vector code keeps
+// 8 weight rows in the 8 lanes of a vector (16 in 16 for the panels repacked at load: kernels/x16_panels.h),
+// so no horizontal sum ends an output. The AVX2 K-quant and NF4 kernels that read rows in place are the
+// exception: 8-lane accumulators, each ended by a fixed horizontal sum.
 // NF4 uses its 16 levels as int16 in units of 2^-14 (within 3e-5 of the exact levels) against Q8_0
 // activations: as fast as int8 levels, and adds almost no error to the activations' own rounding.
 #pragma once
@@ -22,7 +25,7 @@ namespace medlab {
 
 // The block type activation rows take in Precision::Fast against weights of type `weights`.
 constexpr DType fast_activation_type(DType weights) {
-  return weights == DType::Q4_K || weights == DType::Q5_K || weights == DType::Q6_K ? DType::Q8_K : DType::Q8_0;
+  return block_elements(weights) == kQK ? DType::Q8_K : DType::Q8_0;
 }
 
 // Q8_0 activations in the layout the kernels read, not in blocks: the int8 values of quantize_row's Q8_0

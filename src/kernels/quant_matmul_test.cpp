@@ -8,7 +8,7 @@
 
 #include "core/quant.h"
 #include "kernels/kernels.h"
-#include "kernels/q4_0x16.h"
+#include "kernels/x16_panels.h"
 #include "kernels/quant_matmul.h"
 
 namespace medlab {
@@ -207,38 +207,43 @@ TEST(QuantMatmul, Q8_0AndQ4_0GiveTheScalarBitsForEveryIsa) {
   }
 }
 
-// Q4_0 packed in 16-row panels gives Q4_0's bits in both precisions and every set: decode and prefill tiles,
-// partial panels, a view of fewer rows than were packed (a head cut to the tokenizer's vocabulary), any split
-// over threads. Its rows come back as the Q4_0 blocks they were packed from.
-TEST(QuantMatmul, Q4_0x16GivesQ4_0BitsForEveryIsaAndPrecision) {
+// Q4_0, Q4_K and Q6_K packed in 16-row panels give the bits of their row type in both precisions and every
+// set (Fast: the scalar set's, whose order the panel kernels follow): decode and prefill tiles, partial
+// panels, a view of fewer rows than were packed (a head cut to the tokenizer's vocabulary), any split over
+// threads. Their rows come back as the blocks they were packed from.
+TEST(QuantMatmul, X16PanelsGiveTheirRowTypesBitsForEveryIsaAndPrecision) {
   std::mt19937 rng(17);
   ThreadPool one(1), two(2), three(3);
-  for (auto [m, rows, used, blocks] : {std::tuple{1, 16, 16, 3}, {1, 40, 37, 7}, {2, 33, 33, 9}, {3, 48, 45, 4},
-                                       {4, 17, 17, 2}, {9, 64, 50, 5}, {17, 35, 35, 8}}) {
-    const int64_t cols = 32 * blocks;
-    const QuantWeights w = random_weights(DType::Q4_0, rows, cols, rng);
-    std::vector<uint8_t> packed(q4_0x16_bytes(rows, cols));
-    const int64_t panels = (rows + kQ4_0x16Rows - 1) / kQ4_0x16Rows;
-    pack_q4_0x16(w.bytes.data(), rows, cols, 0, panels / 2, packed.data());  // in two parts, as loading does
-    pack_q4_0x16(w.bytes.data(), rows, cols, panels / 2, panels, packed.data());
-    std::vector<BlockQ4_0> row(static_cast<size_t>(blocks));
-    for (int64_t r = 0; r < rows; ++r) {
-      unpack_q4_0x16_row(packed.data(), cols, r, row.data());
-      EXPECT_EQ(std::memcmp(row.data(), w.bytes.data() + size_t(r) * row_bytes(DType::Q4_0, cols), row.size() * 18), 0)
-          << "row " << r;
-    }
-    const WeightMatrix plain{DType::Q4_0, used, cols, w.bytes.data()}, view{DType::Q4_0x16, used, cols, packed.data()};
-    const std::vector<float> x = random_values(m * cols, rng);
-    for (Precision precision : {Precision::Exact, Precision::Fast}) {
-      for (const KernelTable* k : available_kernels()) {
-        std::vector<float> expect(size_t(m * used));
-        matmul(precision == Precision::Fast ? scalar_kernels() : *k, two, x.data(), m, plain, expect.data(), precision);
-        for (ThreadPool* pool : {&one, &two, &three}) {
-          std::vector<float> y(expect.size());
-          matmul(*k, *pool, x.data(), m, view, y.data(), precision);
-          EXPECT_EQ(std::memcmp(y.data(), expect.data(), y.size() * 4), 0)
-              << isa_name(k->isa) << (precision == Precision::Fast ? " fast" : " exact") << " m=" << m
-              << " rows=" << used << "/" << rows << " blocks=" << blocks << " threads=" << pool->size();
+  for (DType type : {DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    const DType panel_type = x16_type(type);
+    for (auto [m, rows, used, blocks] : {std::tuple{1, 16, 16, 3}, {1, 40, 37, 7}, {2, 33, 33, 9}, {3, 48, 45, 4},
+                                         {4, 17, 17, 2}, {9, 64, 50, 5}, {17, 35, 35, 8}}) {
+      const int64_t cols = block_elements(type) * blocks;
+      const QuantWeights w = random_weights(type, rows, cols, rng);
+      std::vector<uint8_t> packed(x16_bytes(panel_type, rows, cols));
+      const int64_t panels = (rows + kX16Rows - 1) / kX16Rows;
+      pack_x16(panel_type, w.bytes.data(), rows, cols, 0, panels / 2, packed.data());  // in two parts, as loading does
+      pack_x16(panel_type, w.bytes.data(), rows, cols, panels / 2, panels, packed.data());
+      const size_t w_row_bytes = row_bytes(type, cols);
+      std::vector<uint8_t> row(w_row_bytes);
+      for (int64_t r = 0; r < rows; ++r) {
+        unpack_x16_row(panel_type, packed.data(), cols, r, row.data());
+        EXPECT_EQ(std::memcmp(row.data(), w.bytes.data() + size_t(r) * w_row_bytes, w_row_bytes), 0)
+            << dtype_name(type) << " row " << r;
+      }
+      const WeightMatrix plain{type, used, cols, w.bytes.data()}, view{panel_type, used, cols, packed.data()};
+      const std::vector<float> x = random_values(m * cols, rng);
+      for (Precision precision : {Precision::Exact, Precision::Fast}) {
+        for (const KernelTable* k : available_kernels()) {
+          std::vector<float> expect(size_t(m * used));
+          matmul(precision == Precision::Fast ? scalar_kernels() : *k, two, x.data(), m, plain, expect.data(), precision);
+          for (ThreadPool* pool : {&one, &two, &three}) {
+            std::vector<float> y(expect.size());
+            matmul(*k, *pool, x.data(), m, view, y.data(), precision);
+            EXPECT_EQ(std::memcmp(y.data(), expect.data(), y.size() * 4), 0)
+                << isa_name(k->isa) << " " << dtype_name(panel_type) << (precision == Precision::Fast ? " fast" : " exact")
+                << " m=" << m << " rows=" << used << "/" << rows << " blocks=" << blocks << " threads=" << pool->size();
+          }
         }
       }
     }

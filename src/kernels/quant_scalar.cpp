@@ -3,9 +3,10 @@
 // dequantize_row.)
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
-#include "kernels/q4_0x16.h"
+#include "kernels/x16_panels.h"
 #include "kernels/quant_matmul.h"
 
 namespace medlab {
@@ -106,6 +107,8 @@ void levels_q6_k(const BlockQ6_K& b, KQuantLevels& out) {
   out.d = out.dmin = half(b.d);
 }
 
+// K-quants: a super-block's sums are integers; its scaled sum, and for Q4_K and Q5_K its scaled mins, are then
+// added by one fused multiply-add each (Q6_K's offset of 32 is subtracted in integers).
 template <class Block, void (*Levels)(const Block&, KQuantLevels&)>
 float dot_row_k(const Block* w, const uint8_t* xq, int64_t cols) {
   const auto* x = reinterpret_cast<const BlockQ8_K*>(xq);
@@ -121,7 +124,12 @@ float dot_row_k(const Block* w, const uint8_t* xq, int64_t cols) {
       sum += lv.scales[g / 2][8 * (g % 2)] * group;
       sum_mins += lv.mins[g] * x[b].bsums[g];
     }
-    acc += lv.d * x[b].d * float(sum) - lv.dmin * x[b].d * float(sum_mins);
+    if constexpr (std::is_same_v<Block, BlockQ6_K>) {
+      acc = std::fma(lv.d * x[b].d, float(sum - sum_mins), acc);
+    } else {
+      acc = std::fma(lv.d * x[b].d, float(sum), acc);
+      acc = std::fma(-(lv.dmin * x[b].d), float(sum_mins), acc);
+    }
   }
   return acc;
 }
@@ -138,16 +146,16 @@ void rows(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, i
   }
 }
 
-// Q4_0 in 16-row panels: each row taken back to Q4_0 blocks, then the same products.
-void rows_q4_0x16(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end, float* y,
-                  int64_t y_stride) {
+// Panels (kernels/x16_panels.h): each row taken back to its row type's blocks, then the same products.
+template <class Block, float (*DotRow)(const Block*, const uint8_t*, int64_t)>
+void rows_x16(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end, float* y,
+              int64_t y_stride) {
   const size_t x_row_bytes = fast_activation_row_bytes(w.dtype, w.cols);
-  std::vector<BlockQ4_0> row(size_t(w.cols / 32));
+  std::vector<Block> row(size_t(w.cols / block_elements(w.dtype)));
   for (int64_t r = row_begin; r < row_end; ++r) {
-    unpack_q4_0x16_row(w.data, w.cols, r, row.data());
+    unpack_x16_row(w.dtype, w.data, w.cols, r, row.data());
     for (int64_t i = 0; i < m; ++i)
-      y[i * y_stride + r] = dot_row_blocks<BlockQ4_0, values_q4_0>(
-          row.data(), static_cast<const uint8_t*>(xq) + size_t(i) * x_row_bytes, w.cols);
+      y[i * y_stride + r] = DotRow(row.data(), static_cast<const uint8_t*>(xq) + size_t(i) * x_row_bytes, w.cols);
   }
 }
 
@@ -160,7 +168,12 @@ void quant_matmul_rows_scalar(const void* xq, int64_t m, const WeightMatrix& w, 
       return rows<BlockQ8_0, dot_row_blocks<BlockQ8_0, values_q8_0>>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_0:
       return rows<BlockQ4_0, dot_row_blocks<BlockQ4_0, values_q4_0>>(xq, m, w, row_begin, row_end, y, y_stride);
-    case DType::Q4_0x16: return rows_q4_0x16(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q4_0x16:
+      return rows_x16<BlockQ4_0, dot_row_blocks<BlockQ4_0, values_q4_0>>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q4_Kx16:
+      return rows_x16<BlockQ4_K, dot_row_k<BlockQ4_K, levels_q4_k>>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q6_Kx16:
+      return rows_x16<BlockQ6_K, dot_row_k<BlockQ6_K, levels_q6_k>>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::NF4: return rows<BlockNF4, dot_row_nf4>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_K:
       return rows<BlockQ4_K, dot_row_k<BlockQ4_K, levels_q4_k>>(xq, m, w, row_begin, row_end, y, y_stride);

@@ -82,7 +82,7 @@ Gemma3::Gemma3(const Checkpoint& checkpoint, int64_t n_vocab, int64_t max_image_
   for (Layer& layer : layers_)
     linears.insert(linears.end(), {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down});
   ThreadPool pool(load_threads);
-  packed_ = pack_q4_0_layers(linears, checkpoint, pool);
+  packed_ = pack_layers(linears, checkpoint, pool);
   inv_freq_local_ = rope_inverse_frequencies(c.rope_local_base_freq, c.head_dim, 1.0);
   inv_freq_global_ = rope_inverse_frequencies(c.rope_theta, c.head_dim, c.rope_linear_factor);
   // Scores are scaled by query_pre_attn_scalar^-0.5, which is not always head_dim^-0.5 (27B: 168 vs 128).

@@ -33,14 +33,14 @@ class Gemma3 {
   // outlive the model). Logits are produced for the first n_vocab rows of the output head (the embedding,
   // unless the checkpoint unties them): the tokenizer's real vocabulary.
   // Images of up to max_image_tokens soft tokens can be given to forward() (mm_tokens_per_image).
-  // Q4_0 layers mapped from a file are repacked for the kernels (model/linear.h: pack_q4_0_layers) by
-  // `load_threads` threads.
+  // Q4_0, Q4_K and Q6_K layers mapped from a file are repacked for the kernels (model/linear.h: pack_layers)
+  // by `load_threads` threads.
   Gemma3(const Checkpoint& checkpoint, int64_t n_vocab, int64_t max_image_tokens, int load_threads = 1);
   Gemma3(const Gemma3&) = delete;  // the layers view the model's own packed weights
   Gemma3& operator=(const Gemma3&) = delete;
 
   const TextConfig& config() const { return config_; }
-  // The type layer `layer`'s matrices compute in (its MLP up projection's): the stored one, or q4_0x16.
+  // The type layer `layer`'s matrices compute in (its MLP up projection's): the stored one, or its 16-row panels.
   DType layer_weight_type(int64_t layer) const { return layers_.at(size_t(layer)).up.weight.dtype; }
   int64_t n_vocab() const { return n_vocab_; }
 

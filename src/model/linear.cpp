@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "kernels/q4_0x16.h"
+#include "kernels/x16_panels.h"
 
 namespace medlab {
 namespace {
@@ -40,7 +40,7 @@ Linear first_rows(Linear layer, int64_t rows) {
   return layer;
 }
 
-LargeBuffer pack_q4_0_layers(std::span<Linear* const> layers, const Checkpoint& checkpoint, ThreadPool& pool) {
+LargeBuffer pack_layers(std::span<Linear* const> layers, const Checkpoint& checkpoint, ThreadPool& pool) {
   struct Packing {
     WeightMatrix& w;
     const MappedFile& file;
@@ -50,20 +50,21 @@ LargeBuffer pack_q4_0_layers(std::span<Linear* const> layers, const Checkpoint& 
   size_t total = 0;
   for (Linear* layer : layers) {
     WeightMatrix& w = layer->weight;
-    if (w.dtype != DType::Q4_0) continue;
+    if (x16_type(w.dtype) == w.dtype) continue;
     if (const MappedFile* file = checkpoint.mapping_of(w.data, row_bytes(w.dtype, w.cols) * size_t(w.rows))) {
       packings.push_back({w, *file, total});
-      total += (q4_0x16_bytes(w.rows, w.cols) + 63) / 64 * 64;
+      total += (x16_bytes(x16_type(w.dtype), w.rows, w.cols) + 63) / 64 * 64;
     }
   }
   LargeBuffer packed(total);
   for (Packing& p : packings) {
     uint8_t* out = packed.data() + p.offset;
-    pool.parallel_for((p.w.rows + kQ4_0x16Rows - 1) / kQ4_0x16Rows, [&](int64_t begin, int64_t end) {
-      pack_q4_0x16(p.w.data, p.w.rows, p.w.cols, begin, end, out);
+    const DType panel_type = x16_type(p.w.dtype);
+    pool.parallel_for((p.w.rows + kX16Rows - 1) / kX16Rows, [&](int64_t begin, int64_t end) {
+      pack_x16(panel_type, p.w.data, p.w.rows, p.w.cols, begin, end, out);
     });
     p.file.release(p.w.data, row_bytes(p.w.dtype, p.w.cols) * size_t(p.w.rows));
-    p.w = {DType::Q4_0x16, p.w.rows, p.w.cols, out};
+    p.w = {panel_type, p.w.rows, p.w.cols, out};
   }
   return packed;
 }

@@ -49,9 +49,9 @@ class GgufLoad : public ::testing::Test {
   static std::string path(const std::string& name) { return (dir_ / name).string(); }
 
   // 16 greedy tokens, with top-5 log-probabilities, for a chat prompt; with an image when `image`.
-  static GenerationResult generate(const LoadedModel& model, bool image, Precision precision = Precision::Exact) {
+  static GenerationResult generate(const LoadedModel& model, bool image, Precision precision = Precision::Exact,
+                                   const KernelTable& kernels = best_kernels()) {
     ThreadPool pool(2);
-    const KernelTable& kernels = best_kernels();
     std::string text = render_chat({{"user", image ? "Describe this image <start_of_image>" : "Is the heart enlarged?"}});
     std::vector<ImageEmbeddings> placed;
     std::shared_ptr<const std::vector<float>> embeddings;
@@ -153,28 +153,34 @@ TEST_F(GgufLoad, Bf16GivesTheHfResults) {
   expect_same(generate(*hf, true), generate(*gguf, true), 1e-4f);
 }
 
+// The HF checkpoint `hf` with each text matrix quantized in memory to the type of the same tensor in `like`.
+Checkpoint quantized_like(Checkpoint hf, const Checkpoint& like) {
+  std::vector<std::pair<std::string, TensorView>> matrices;
+  for (const auto& [name, view] : hf.tensors())
+    if (view.shape.size() == 2 && name.starts_with(hf.layout().text)) matrices.emplace_back(name, view);
+  for (const auto& [name, view] : matrices) {
+    const DType type = like.text(name.substr(hf.layout().text.size())).dtype;
+    std::vector<float> f(size_t(view.numel()));
+    for (int64_t i = 0; i < view.numel(); ++i) f[size_t(i)] = element_f32(view, i);
+    std::vector<uint8_t> blocks(row_bytes(type, view.numel()));
+    quantize_row(type, f.data(), blocks.data(), view.numel());
+    const TensorView quantized{type, view.shape, blocks.data()};  // before blocks is moved from
+    hf.adopt_tensor(name, quantized, std::move(blocks));
+  }
+  return hf;
+}
+
 // A q8_0 or q4_0 GGUF computes as the HF checkpoint whose matrices are quantized to the same blocks in memory,
 // in both precisions: q4_0 from the file is repacked into panels (Q4_0x16), the reference's blocks are read in
 // place, and the bits are the same.
 TEST_F(GgufLoad, Q8_0AndQ4_0GiveTheResultsOfTheSameBlocks) {
-  for (const auto [type, gguf_type, loaded_type] :
+  for (const auto& [type, gguf_type, loaded_type] :
        {std::tuple{DType::Q8_0, GgufType::Q8_0, DType::Q8_0}, {DType::Q4_0, GgufType::Q4_0, DType::Q4_0x16}}) {
     const std::string file = path(std::string(dtype_name(type)) + ".gguf");
     export_gguf(Checkpoint::open(path("bf16")), file, {gguf_type, ""});
-    Checkpoint hf = Checkpoint::open(path("bf16"));
-    std::vector<std::pair<std::string, TensorView>> matrices;
-    for (const auto& [name, view] : hf.tensors())
-      if (view.shape.size() == 2 && name.starts_with(hf.layout().text)) matrices.emplace_back(name, view);
-    for (const auto& [name, view] : matrices) {
-      std::vector<float> f(size_t(view.numel()));
-      for (int64_t i = 0; i < view.numel(); ++i) f[size_t(i)] = element_f32(view, i);
-      std::vector<uint8_t> blocks(row_bytes(type, view.numel()));
-      quantize_row(type, f.data(), blocks.data(), view.numel());
-      const TensorView quantized{type, view.shape, blocks.data()};  // before blocks is moved from
-      hf.adopt_tensor(name, quantized, std::move(blocks));
-    }
-    LoadedModel reference(std::move(hf), Tokenizer::load((kTokenizerDir / "tokenizer.json").string()));
     const auto gguf = load_model(file, {});
+    LoadedModel reference(quantized_like(Checkpoint::open(path("bf16")), gguf->checkpoint),
+                          Tokenizer::load((kTokenizerDir / "tokenizer.json").string()));
     ASSERT_EQ(gguf->checkpoint.text("layers.0.mlp.up_proj.weight").dtype, type);
     EXPECT_EQ(gguf->decoder.layer_weight_type(0), loaded_type);
     EXPECT_EQ(reference.decoder.layer_weight_type(0), type);
@@ -182,6 +188,31 @@ TEST_F(GgufLoad, Q8_0AndQ4_0GiveTheResultsOfTheSameBlocks) {
       SCOPED_TRACE(std::string(dtype_name(type)) + (precision == Precision::Fast ? " fast" : " exact"));
       expect_same(generate(reference, false, precision), generate(*gguf, false, precision), 0);
     }
+  }
+}
+
+// A Q4_K_M GGUF (q4_K and q6_K matrices, whole super-blocks: the small-text preset) is repacked into panels
+// (Q4_Kx16, Q6_Kx16) and computes as the HF checkpoint quantized to the same blocks and read in place: to the
+// bit in Exact with the best kernels, and in Fast with the scalar ones, whose order the panel kernels keep.
+TEST_F(GgufLoad, Q4_K_MPanelsGiveTheResultsOfTheSameBlocks) {
+  const std::string hf_dir = path("small-text"), file = path("small-text-q4_k_m.gguf");
+  write_test_checkpoint({"small-text", 7, DType::BF16, kTokenizerDir.string()}, hf_dir);
+  export_gguf(Checkpoint::open(hf_dir), file, {GgufType::Q4_K, "", true});
+  const auto gguf = load_model(file, {});
+  ASSERT_EQ(gguf->checkpoint.text("layers.0.mlp.up_proj.weight").dtype, DType::Q4_K);
+  int q6_k_layers = 0;  // llama-quantize's choice for some layers' down projections (and the embedding)
+  for (int64_t layer = 0; layer < gguf->checkpoint.config().text.num_hidden_layers; ++layer)
+    q6_k_layers += gguf->checkpoint.text("layers." + std::to_string(layer) + ".mlp.down_proj.weight").dtype == DType::Q6_K;
+  ASSERT_GT(q6_k_layers, 0);
+  ASSERT_EQ(gguf->checkpoint.text("embed_tokens.weight").dtype, DType::Q6_K);
+  EXPECT_EQ(gguf->decoder.layer_weight_type(0), DType::Q4_Kx16);
+  LoadedModel reference(quantized_like(Checkpoint::open(hf_dir), gguf->checkpoint),
+                        Tokenizer::load((kTokenizerDir / "tokenizer.json").string()));
+  EXPECT_EQ(reference.decoder.layer_weight_type(0), DType::Q4_K);
+  for (Precision precision : {Precision::Exact, Precision::Fast}) {
+    SCOPED_TRACE(precision == Precision::Fast ? "fast" : "exact");
+    const KernelTable& kernels = precision == Precision::Fast ? scalar_kernels() : best_kernels();
+    expect_same(generate(reference, false, precision, kernels), generate(*gguf, false, precision, kernels), 0);
   }
 }
 
