@@ -11,12 +11,14 @@ namespace medlab {
 
 // Q8_K only ever holds activations (the partner of the K-quants in dot products), never weights.
 // NF4 is bitsandbytes' 4-bit NormalFloat in medlab's block form (see core/quant.h).
-// Q4_0x16, Q4_Kx16 and Q6_Kx16 are Q4_0, Q4_K and Q6_K repacked at load in panels of 16 rows
+// Q4_0x16, Q4_Kx16, Q5_Kx16 and Q6_Kx16 are Q4_0, Q4_K, Q5_K and Q6_K repacked at load in panels of 16 rows
 // (kernels/x16_panels.h): only models and kernels hold them, never a file, and their rows are not
 // contiguous, so the row functions of core/quant.h refuse them. Their block sizes are their row type's.
-enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q8_K, NF4, Q4_0x16, Q4_Kx16, Q6_Kx16 };
+enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q8_K, NF4, Q4_0x16, Q4_Kx16, Q5_Kx16, Q6_Kx16 };
 
-constexpr bool is_x16_panels(DType t) { return t == DType::Q4_0x16 || t == DType::Q4_Kx16 || t == DType::Q6_Kx16; }
+constexpr bool is_x16_panels(DType t) {
+  return t == DType::Q4_0x16 || t == DType::Q4_Kx16 || t == DType::Q5_Kx16 || t == DType::Q6_Kx16;
+}
 
 constexpr bool is_quantized(DType t) { return t != DType::F32 && t != DType::F16 && t != DType::BF16; }
 
@@ -35,6 +37,7 @@ constexpr int64_t block_elements(DType t) {
     case DType::Q6_K:
     case DType::Q8_K:
     case DType::Q4_Kx16:
+    case DType::Q5_Kx16:
     case DType::Q6_Kx16: return 256;
   }
   return 1;
@@ -50,7 +53,8 @@ constexpr size_t block_bytes(DType t) {
     case DType::Q4_0x16: return 18;
     case DType::Q4_K:
     case DType::Q4_Kx16: return 144;
-    case DType::Q5_K: return 176;
+    case DType::Q5_K:
+    case DType::Q5_Kx16: return 176;
     case DType::Q6_K:
     case DType::Q6_Kx16: return 210;
     case DType::Q8_K: return 292;
@@ -76,6 +80,7 @@ constexpr std::string_view dtype_name(DType t) {
     case DType::NF4: return "nf4";
     case DType::Q4_0x16: return "q4_0x16";
     case DType::Q4_Kx16: return "q4_kx16";
+    case DType::Q5_Kx16: return "q5_kx16";
     case DType::Q6_Kx16: return "q6_kx16";
   }
   return "?";

@@ -472,6 +472,7 @@ void quantize_row(DType type, const float* x, void* y, int64_t n) {
     case DType::NF4: return quantize_nf4(x, static_cast<BlockNF4*>(y), nb);
     case DType::Q4_0x16:
     case DType::Q4_Kx16:
+    case DType::Q5_Kx16:
     case DType::Q6_Kx16: break;
   }
   if (is_x16_panels(type)) fail(dtype_name(type), ": rows of 16-row panels are not contiguous; pack rows instead");
@@ -496,6 +497,7 @@ void dequantize_row(DType type, const void* x, float* y, int64_t n) {
     case DType::NF4: return dequantize_nf4(static_cast<const BlockNF4*>(x), y, nb);
     case DType::Q4_0x16:
     case DType::Q4_Kx16:
+    case DType::Q5_Kx16:
     case DType::Q6_Kx16: break;
   }
   if (is_x16_panels(type)) fail(dtype_name(type), ": rows of 16-row panels are not contiguous; unpack_x16_row reads one");

@@ -54,6 +54,7 @@ double relative_rms_error(DType type) {
     case DType::NF4: return 0.15;
     case DType::Q4_0x16:
     case DType::Q4_Kx16:
+    case DType::Q5_Kx16:
     case DType::Q6_Kx16: break;  // not row types: kernels/quant_matmul_test.cpp tests them
   }
   return 0;

@@ -42,6 +42,7 @@ float element_f32(const TensorView& t, int64_t i) {
     case DType::NF4:
     case DType::Q4_0x16:
     case DType::Q4_Kx16:
+    case DType::Q5_Kx16:
     case DType::Q6_Kx16: {  // dequantize the block that holds element i
       const int64_t per_block = block_elements(t.dtype);
       float block[256];

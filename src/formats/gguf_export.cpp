@@ -287,6 +287,7 @@ GgufType gguf_type_of(DType d) {
     case DType::NF4:
     case DType::Q4_0x16:
     case DType::Q4_Kx16:
+    case DType::Q5_Kx16:
     case DType::Q6_Kx16: break;
   }
   fail("GGUF has no type for ", dtype_name(d), " weights; choose one with --type");

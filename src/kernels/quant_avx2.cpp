@@ -8,7 +8,7 @@
 // Fast, Q8_0 and Q4_0: panels of 8 weight rows whose block dot products fill the 8 lanes of one vector
 // (quant_matmul.h's order). Decode reads the panel in place; prefill first repacks it so that each vector
 // holds 4 values of all 8 rows, and an activation's 4 values, broadcast, meet them in one maddubs.
-// Fast, 16-row panels (Q4_0x16, Q4_Kx16, Q6_Kx16): the 16 rows of a panel in two halves of 8 lanes, read
+// Fast, 16-row panels (Q4_0x16, Q4_Kx16, Q5_Kx16, Q6_Kx16): the 16 rows of a panel in two halves of 8 lanes, read
 // as they lie.
 // Either way an output's bits depend only on its activation row and weight row.
 // Exact: dequantize_row_avx2 gives dequantize_row's bits (this file is built with -ffp-contract=off).
@@ -72,7 +72,8 @@ inline __m256 uint8x8_to_float(const void* p) {
 // A panel's 16 rows in two passes of 8 (a 256-bit half of each 64-byte group), so that a tile of 4 activation
 // rows keeps its sums and accumulators in registers; the second pass reads the panel from L2. Products by
 // maddubs, added in int16 as far as they cannot overflow (Q4_0: a block, 16 * 15 * 128 < 2^15; Q4_K: a
-// sub-block of 32, 16 * 15 * 128; Q6_K: 4 products, 4 * 63 * 128), then widened by madd.
+// sub-block of 32, 16 * 15 * 128; Q5_K: half of one, 8 * 31 * 128; Q6_K: 4 products, 4 * 63 * 128), then
+// widened by madd.
 inline __m256i broadcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -119,17 +120,21 @@ struct Q4_0Panels {
   }
 };
 
-// Q4_Kx16 and Q6_Kx16 as the AVX-512 kernels compute them (quant_avx512.cpp), 8 rows at a time.
-struct Q4_KPanels {
+// The K-quant panels as the AVX-512 kernels compute them (quant_avx512.cpp), 8 rows at a time.
+template <bool kFifthBit>
+struct K4Panels {
   static constexpr int kTile = 4;
+  static constexpr DType kType = kFifthBit ? DType::Q5_Kx16 : DType::Q4_Kx16;
+  static constexpr int kInt16Groups = kFifthBit ? 4 : 8;  // 4-value groups whose products int16 lanes can hold
   template <int MR>
   static void panel(const uint8_t* panel, const uint8_t* const (&xr)[MR], int64_t cols, float (*out)[kX16Rows]) {
-    const __m256i low4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    const __m256i low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10), ones = _mm256_set1_epi16(1);
     for (int h = 0; h < 2; ++h) {
       __m256 acc[MR];
       for (auto& a : acc) a = _mm256_setzero_ps();
       for (int64_t b = 0; b < cols / kQK; ++b) {
-        const uint8_t* block = panel + size_t(b) * x16_block_bytes(DType::Q4_Kx16);
+        const uint8_t* block = panel + size_t(b) * x16_block_bytes(kType);
+        const uint8_t* low = kFifthBit ? block + kQ5KLow : block;  // Q4_Kx16's layout
         const BlockQ8_K* x[MR];
         for (int i = 0; i < MR; ++i) x[i] = reinterpret_cast<const BlockQ8_K*>(xr[i]) + b;
         __m256i sum[MR], sum_mins[MR];
@@ -139,24 +144,37 @@ struct Q4_KPanels {
           const int c = s / 2;
           __m256i dots[MR];
           for (auto& d : dots) d = _mm256_setzero_si256();
-          #pragma GCC unroll 8
-          for (int q = 0; q < 8; ++q) {
-            const __m256i codes = load256(block + 64 * (8 * c + q) + 32 * h);
-            const __m256i v = _mm256_and_si256(s % 2 ? _mm256_srli_epi16(codes, 4) : codes, low4);
-            #pragma GCC unroll 4
-            for (int i = 0; i < MR; ++i)
-              dots[i] = _mm256_add_epi16(dots[i], _mm256_maddubs_epi16(v, broadcast4(x[i]->qs + 32 * s + 4 * q)));
+          #pragma GCC unroll 2
+          for (int q0 = 0; q0 < 8; q0 += kInt16Groups) {
+            __m256i products[MR];
+            for (auto& p : products) p = _mm256_setzero_si256();
+            #pragma GCC unroll 8
+            for (int q = q0; q < q0 + kInt16Groups; ++q) {
+              const __m256i codes = load256(low + 64 * (8 * c + q) + 32 * h);
+              __m256i v = _mm256_and_si256(s % 2 ? _mm256_srli_epi16(codes, 4) : codes, low4);
+              if constexpr (kFifthBit) {
+                const __m256i high = load256(block + 64 * q + 32 * h);
+                const __m256i at4 = s < 4 ? _mm256_sll_epi16(high, _mm_cvtsi32_si128(4 - s))
+                                          : _mm256_srl_epi16(high, _mm_cvtsi32_si128(s - 4));
+                v = _mm256_or_si256(v, _mm256_and_si256(at4, bit4));
+              }
+              #pragma GCC unroll 4
+              for (int i = 0; i < MR; ++i)
+                products[i] =
+                    _mm256_add_epi16(products[i], _mm256_maddubs_epi16(v, broadcast4(x[i]->qs + 32 * s + 4 * q)));
+            }
+            for (int i = 0; i < MR; ++i) dots[i] = _mm256_add_epi32(dots[i], _mm256_madd_epi16(products[i], ones));
           }
-          const __m256i scale = rows_u8(block + kQ4KScales + 16 * s + 8 * h);
-          const __m256i min = rows_u8(block + kQ4KMins + 16 * s + 8 * h);
+          const __m256i scale = rows_u8(low + kQ4KScales + 16 * s + 8 * h);
+          const __m256i min = rows_u8(low + kQ4KMins + 16 * s + 8 * h);
           #pragma GCC unroll 4
           for (int i = 0; i < MR; ++i) {
-            sum[i] = _mm256_add_epi32(sum[i], _mm256_mullo_epi32(_mm256_madd_epi16(dots[i], ones), scale));
+            sum[i] = _mm256_add_epi32(sum[i], _mm256_mullo_epi32(dots[i], scale));
             const int32_t x_sum = x[i]->bsums[2 * s] + x[i]->bsums[2 * s + 1];
             sum_mins[i] = _mm256_add_epi32(sum_mins[i], _mm256_mullo_epi32(min, _mm256_set1_epi32(x_sum)));
           }
         }
-        const __m256 d = rows_f16(block + kQ4KD + 16 * h), dmin = rows_f16(block + kQ4KDmin + 16 * h);
+        const __m256 d = rows_f16(low + kQ4KD + 16 * h), dmin = rows_f16(low + kQ4KDmin + 16 * h);
         #pragma GCC unroll 4
         for (int i = 0; i < MR; ++i) {
           const __m256 x_d = _mm256_set1_ps(x[i]->d);
@@ -555,7 +573,8 @@ void quant_matmul_rows_avx2(const void* xq, int64_t m, const WeightMatrix& w, in
     case DType::Q8_0: return panel_rows<DType::Q8_0, false>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_0: return panel_rows<DType::Q4_0, false>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_0x16: return x16_rows<Q4_0Panels>(xq, m, w, row_begin, row_end, y, y_stride);
-    case DType::Q4_Kx16: return x16_rows<Q4_KPanels>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q4_Kx16: return x16_rows<K4Panels<false>>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q5_Kx16: return x16_rows<K4Panels<true>>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q6_Kx16: return x16_rows<Q6_KPanels>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::NF4: return rows<DType::NF4>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_K: return rows<DType::Q4_K>(xq, m, w, row_begin, row_end, y, y_stride);

@@ -1,6 +1,6 @@
 // Quantized-weight kernels for AVX-512 CPUs with VNNI: Q8_0 and Q4_0 panels (quant_panels.h) whose block
 // products take vpdpbusd, two panels per 512-bit vector in prefill and 256-bit vectors in decode, and the
-// 16-row panels of Q4_0x16, Q4_Kx16 and Q6_Kx16 in 512-bit vectors. They give the same bits as every other
+// 16-row panels of Q4_0x16 and the K-quants' in 512-bit vectors. They give the same bits as every other
 // set (quant_matmul.h's order). The K-quants read in place and NF4 use the AVX2 kernels.
 #include <immintrin.h>
 
@@ -89,17 +89,22 @@ struct Q4_0Panels {
   }
 };
 
-// Q4_Kx16: each sub-block of 32 is summed in int32 lanes over its 8 groups, then multiplied by the rows'
-// 6-bit scales (vpmulld) into the super-block's sum; the mins meet the activations' sub-block sums likewise.
-struct Q4_KPanels {
+// Q4_Kx16 and Q5_Kx16 (kFifthBit): each sub-block of 32 is summed in int32 lanes over its 8 groups, then
+// multiplied by the rows' 6-bit scales (vpmulld) into the super-block's sum; the mins meet the activations'
+// sub-block sums likewise. Q5_K's fifth bits, bit s of a byte for sub-block s, are shifted to bit 4.
+template <bool kFifthBit>
+struct K4Panels {
   static constexpr int kTile = 4;
+  static constexpr DType kType = kFifthBit ? DType::Q5_Kx16 : DType::Q4_Kx16;
+  static constexpr int kLinesPerStep = kFifthBit ? 6 : 5;  // 8 steps: 48 lines for 45, 40 for 37
   template <int MR>
   static void panel(const uint8_t* panel, const uint8_t* const (&xr)[MR], int64_t cols, float (*out)[kX16Rows]) {
-    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    const __m512i low4 = _mm512_set1_epi8(0x0F), bit4 = _mm512_set1_epi8(0x10);
     __m512 acc[MR];
     for (auto& a : acc) a = _mm512_setzero_ps();
     for (int64_t b = 0; b < cols / kQK; ++b) {
-      const uint8_t* block = panel + size_t(b) * x16_block_bytes(DType::Q4_Kx16);
+      const uint8_t* block = panel + size_t(b) * x16_block_bytes(kType);
+      const uint8_t* low = kFifthBit ? block + kQ5KLow : block;  // Q4_Kx16's layout
       const BlockQ8_K* x[MR];
       for (int i = 0; i < MR; ++i) x[i] = reinterpret_cast<const BlockQ8_K*>(xr[i]) + b;
       __m512i sum[MR], sum_mins[MR];
@@ -107,17 +112,23 @@ struct Q4_KPanels {
       #pragma GCC unroll 8
       for (int s = 0; s < 8; ++s) {  // sub-block s: chunk s / 2, low nibbles when s is even
         const int c = s / 2;
-        prefetch_lines<5>(block, 5 * s);  // 40 lines for 37
+        prefetch_lines<kLinesPerStep>(block, kLinesPerStep * s);
         __m512i dots[MR];
         for (auto& d : dots) d = _mm512_setzero_si512();
         #pragma GCC unroll 8
         for (int q = 0; q < 8; ++q) {
-          const __m512i codes = load512(block + 64 * (8 * c + q));
-          const __m512i v = _mm512_and_si512(s % 2 ? _mm512_srli_epi16(codes, 4) : codes, low4);
+          const __m512i codes = load512(low + 64 * (8 * c + q));
+          __m512i v = _mm512_and_si512(s % 2 ? _mm512_srli_epi16(codes, 4) : codes, low4);
+          if constexpr (kFifthBit) {
+            const __m512i high = load512(block + 64 * q);
+            const __m512i at4 = s < 4 ? _mm512_sll_epi16(high, _mm_cvtsi32_si128(4 - s))
+                                      : _mm512_srl_epi16(high, _mm_cvtsi32_si128(s - 4));
+            v = _mm512_or_si512(v, _mm512_and_si512(at4, bit4));
+          }
           #pragma GCC unroll 4
           for (int i = 0; i < MR; ++i) dots[i] = _mm512_dpbusd_epi32(dots[i], v, broadcast4(x[i]->qs + 32 * s + 4 * q));
         }
-        const __m512i scale = rows_u8(block + kQ4KScales + 16 * s), min = rows_u8(block + kQ4KMins + 16 * s);
+        const __m512i scale = rows_u8(low + kQ4KScales + 16 * s), min = rows_u8(low + kQ4KMins + 16 * s);
         #pragma GCC unroll 4
         for (int i = 0; i < MR; ++i) {
           sum[i] = _mm512_add_epi32(sum[i], _mm512_mullo_epi32(dots[i], scale));
@@ -125,7 +136,7 @@ struct Q4_KPanels {
           sum_mins[i] = _mm512_add_epi32(sum_mins[i], _mm512_mullo_epi32(min, _mm512_set1_epi32(x_sum)));
         }
       }
-      const __m512 d = rows_f16(block + kQ4KD), dmin = rows_f16(block + kQ4KDmin);
+      const __m512 d = rows_f16(low + kQ4KD), dmin = rows_f16(low + kQ4KDmin);
       #pragma GCC unroll 4
       for (int i = 0; i < MR; ++i) {
         const __m512 x_d = _mm512_set1_ps(x[i]->d);
@@ -207,7 +218,8 @@ void quant_matmul_rows_avx512_vnni(const void* xq, int64_t m, const WeightMatrix
     case DType::Q8_0: return panel_rows<DType::Q8_0, true>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_0: return panel_rows<DType::Q4_0, true>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_0x16: return x16_rows<Q4_0Panels>(xq, m, w, row_begin, row_end, y, y_stride);
-    case DType::Q4_Kx16: return x16_rows<Q4_KPanels>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q4_Kx16: return x16_rows<K4Panels<false>>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q5_Kx16: return x16_rows<K4Panels<true>>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q6_Kx16: return x16_rows<Q6_KPanels>(xq, m, w, row_begin, row_end, y, y_stride);
     default: return quant_matmul_rows_avx2(xq, m, w, row_begin, row_end, y, y_stride);
   }

@@ -207,14 +207,14 @@ TEST(QuantMatmul, Q8_0AndQ4_0GiveTheScalarBitsForEveryIsa) {
   }
 }
 
-// Q4_0, Q4_K and Q6_K packed in 16-row panels give the bits of their row type in both precisions and every
+// Q4_0, Q4_K, Q5_K and Q6_K packed in 16-row panels give the bits of their row type in both precisions and every
 // set (Fast: the scalar set's, whose order the panel kernels follow): decode and prefill tiles, partial
 // panels, a view of fewer rows than were packed (a head cut to the tokenizer's vocabulary), any split over
 // threads. Their rows come back as the blocks they were packed from.
 TEST(QuantMatmul, X16PanelsGiveTheirRowTypesBitsForEveryIsaAndPrecision) {
   std::mt19937 rng(17);
   ThreadPool one(1), two(2), three(3);
-  for (DType type : {DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+  for (DType type : {DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
     const DType panel_type = x16_type(type);
     for (auto [m, rows, used, blocks] : {std::tuple{1, 16, 16, 3}, {1, 40, 37, 7}, {2, 33, 33, 9}, {3, 48, 45, 4},
                                          {4, 17, 17, 2}, {9, 64, 50, 5}, {17, 35, 35, 8}}) {

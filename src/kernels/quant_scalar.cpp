@@ -172,6 +172,8 @@ void quant_matmul_rows_scalar(const void* xq, int64_t m, const WeightMatrix& w, 
       return rows_x16<BlockQ4_0, dot_row_blocks<BlockQ4_0, values_q4_0>>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q4_Kx16:
       return rows_x16<BlockQ4_K, dot_row_k<BlockQ4_K, levels_q4_k>>(xq, m, w, row_begin, row_end, y, y_stride);
+    case DType::Q5_Kx16:
+      return rows_x16<BlockQ5_K, dot_row_k<BlockQ5_K, levels_q5_k>>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::Q6_Kx16:
       return rows_x16<BlockQ6_K, dot_row_k<BlockQ6_K, levels_q6_k>>(xq, m, w, row_begin, row_end, y, y_stride);
     case DType::NF4: return rows<BlockNF4, dot_row_nf4>(xq, m, w, row_begin, row_end, y, y_stride);

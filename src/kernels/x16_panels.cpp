@@ -18,7 +18,9 @@ void get(const uint8_t* block, int j, BlockQ4_0& w) {
   std::memcpy(&w.d, block + 256 + 2 * j, 2);
 }
 
-void put(const BlockQ4_K& w, int j, uint8_t* block) {
+// The fields Q4_K and Q5_K share: the codes' low 4 bits, the 6-bit scales and mins, d and dmin.
+template <class Block>
+void put_k4(const Block& w, int j, uint8_t* block) {
   for (int t = 0; t < 32; ++t) std::memcpy(block + 64 * t + 4 * j, w.qs + 4 * t, 4);
   const K4Scales k4 = unpack_k4_scales(w.scales);
   for (int s = 0; s < 8; ++s) {
@@ -28,7 +30,8 @@ void put(const BlockQ4_K& w, int j, uint8_t* block) {
   std::memcpy(block + kQ4KD + 2 * j, &w.d, 2);
   std::memcpy(block + kQ4KDmin + 2 * j, &w.dmin, 2);
 }
-void get(const uint8_t* block, int j, BlockQ4_K& w) {
+template <class Block>
+void get_k4(const uint8_t* block, int j, Block& w) {
   for (int t = 0; t < 32; ++t) std::memcpy(w.qs + 4 * t, block + 64 * t + 4 * j, 4);
   uint8_t scale[8], min[8];
   for (int s = 0; s < 8; ++s) {
@@ -43,6 +46,18 @@ void get(const uint8_t* block, int j, BlockQ4_K& w) {
   }
   std::memcpy(&w.d, block + kQ4KD + 2 * j, 2);
   std::memcpy(&w.dmin, block + kQ4KDmin + 2 * j, 2);
+}
+
+void put(const BlockQ4_K& w, int j, uint8_t* block) { put_k4(w, j, block); }
+void get(const uint8_t* block, int j, BlockQ4_K& w) { get_k4(block, j, w); }
+
+void put(const BlockQ5_K& w, int j, uint8_t* block) {
+  for (int u = 0; u < 8; ++u) std::memcpy(block + 64 * u + 4 * j, w.qh + 4 * u, 4);
+  put_k4(w, j, block + kQ5KLow);
+}
+void get(const uint8_t* block, int j, BlockQ5_K& w) {
+  for (int u = 0; u < 8; ++u) std::memcpy(w.qh + 4 * u, block + 64 * u + 4 * j, 4);
+  get_k4(block + kQ5KLow, j, w);
 }
 
 // Q6_K's code bytes of step 8n + q, at 0, 64 and 128 in it: ql[64n+4q..], ql[64n+32+4q..], qh[32n+4q..].
@@ -108,6 +123,8 @@ void pack_x16(DType panel_type, const void* rows_data, int64_t rows, int64_t col
       return pack_panels(panel_type, static_cast<const BlockQ4_0*>(rows_data), rows, cols, panel_begin, panel_end, o);
     case DType::Q4_Kx16:
       return pack_panels(panel_type, static_cast<const BlockQ4_K*>(rows_data), rows, cols, panel_begin, panel_end, o);
+    case DType::Q5_Kx16:
+      return pack_panels(panel_type, static_cast<const BlockQ5_K*>(rows_data), rows, cols, panel_begin, panel_end, o);
     case DType::Q6_Kx16:
       return pack_panels(panel_type, static_cast<const BlockQ6_K*>(rows_data), rows, cols, panel_begin, panel_end, o);
     default: fail("pack_x16: ", dtype_name(panel_type), " is not a panel type");
@@ -119,6 +136,7 @@ void unpack_x16_row(DType panel_type, const void* packed, int64_t cols, int64_t 
   switch (panel_type) {
     case DType::Q4_0x16: return unpack_row(panel_type, p, cols, row, static_cast<BlockQ4_0*>(out));
     case DType::Q4_Kx16: return unpack_row(panel_type, p, cols, row, static_cast<BlockQ4_K*>(out));
+    case DType::Q5_Kx16: return unpack_row(panel_type, p, cols, row, static_cast<BlockQ5_K*>(out));
     case DType::Q6_Kx16: return unpack_row(panel_type, p, cols, row, static_cast<BlockQ6_K*>(out));
     default: fail("unpack_x16_row: ", dtype_name(panel_type), " is not a panel type");
   }

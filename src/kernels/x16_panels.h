@@ -1,4 +1,5 @@
-// Q4_0, Q4_K and Q6_K weights repacked at load for the kernels (DType::Q4_0x16, Q4_Kx16, Q6_Kx16): the same
+// Q4_0, Q4_K, Q5_K and Q6_K weights repacked at load for the kernels (DType::Q4_0x16, Q4_Kx16, Q5_Kx16,
+// Q6_Kx16): the same
 // blocks, bytes and values, laid out in panels of 16 rows so that Fast decode reads one stream and needs no
 // horizontal sums.
 //
@@ -17,6 +18,8 @@
 //     64c+e.. (sub-block 2c) in the low nibbles and 64c+32+e.. (sub-block 2c+1) in the high ones; then the
 //     6-bit scales unpacked, sub-block s of row j at 2048 + 16s + j, the mins likewise at 2176 + 16s + j,
 //     d at 2304 + 2j and dmin at 2336 + 2j (f16).
+//   Q5_Kx16 (2880 bytes): first 8 groups u = 0..7 holding qh[4u..4u+3], whose bit s is the fifth bit of
+//     sub-block s's values 32s+4u..; then Q4_Kx16's layout, 512 bytes on.
 //   Q6_Kx16 (3392 bytes): 16 steps of 192 bytes in the order the kernels read them: step 8n + q (n = 0..1,
 //     q = 0..7) holds the groups of ql[64n+4q..], ql[64n+32+4q..] and qh[32n+4q..], whose 4 bytes a row give
 //     values 128n + 32k + 4q.. for k = 0..3; then the int8 scales, group g of row j at 3072 + 16g + j, d at
@@ -33,11 +36,12 @@ namespace medlab {
 
 inline constexpr int kX16Rows = 16;
 
-// The panel type of a row type (Q4_0, Q4_K, Q6_K), or the type itself when it has none; and back.
+// The panel type of a row type (Q4_0, Q4_K, Q5_K, Q6_K), or the type itself when it has none; and back.
 constexpr DType x16_type(DType row_type) {
   switch (row_type) {
     case DType::Q4_0: return DType::Q4_0x16;
     case DType::Q4_K: return DType::Q4_Kx16;
+    case DType::Q5_K: return DType::Q5_Kx16;
     case DType::Q6_K: return DType::Q6_Kx16;
     default: return row_type;
   }
@@ -46,24 +50,27 @@ constexpr DType x16_row_type(DType panel_type) {
   switch (panel_type) {
     case DType::Q4_0x16: return DType::Q4_0;
     case DType::Q4_Kx16: return DType::Q4_K;
+    case DType::Q5_Kx16: return DType::Q5_K;
     case DType::Q6_Kx16: return DType::Q6_K;
     default: return panel_type;
   }
 }
+
+// Offsets inside a Q4_Kx16, a Q5_Kx16 and a Q6_Kx16 block column, as laid out above.
+inline constexpr size_t kQ4KScales = 2048, kQ4KMins = 2176, kQ4KD = 2304, kQ4KDmin = 2336;
+inline constexpr size_t kQ5KLow = 512;  // where Q4_Kx16's layout starts; the fifth bits before it
+inline constexpr size_t kQ6KStep = 192, kQ6KScales = 3072, kQ6KD = 3328;
 
 // Bytes of one block column of a panel: 16 rows' blocks and, for the K-quants, their scales unpacked.
 constexpr size_t x16_block_bytes(DType panel_type) {
   switch (panel_type) {
     case DType::Q4_0x16: return 16 * sizeof(BlockQ4_0);
     case DType::Q4_Kx16: return 16 * 128 + 2 * 16 * 8 + 2 * 16 * 2;
+    case DType::Q5_Kx16: return kQ5KLow + x16_block_bytes(DType::Q4_Kx16);
     case DType::Q6_Kx16: return 16 * sizeof(BlockQ6_K) + 32;  // padded to whole cache lines
     default: return 0;
   }
 }
-// Offsets inside a Q4_Kx16 and a Q6_Kx16 block column, as laid out above.
-inline constexpr size_t kQ4KScales = 2048, kQ4KMins = 2176, kQ4KD = 2304, kQ4KDmin = 2336;
-inline constexpr size_t kQ6KStep = 192, kQ6KScales = 3072, kQ6KD = 3328;
-
 // Bytes of one panel, and of a [rows, cols] matrix in panels (rows rounded up to whole panels).
 inline size_t x16_panel_bytes(DType panel_type, int64_t cols) {
   return size_t(cols / block_elements(panel_type)) * x16_block_bytes(panel_type);

@@ -41,12 +41,12 @@ Linear first_rows(Linear layer, int64_t rows);
 // Floats of scratch linear() needs for any layer of `layers`: zero when none has updates.
 int64_t low_rank_scratch_floats(std::span<const Linear* const> layers);
 
-// Q4_0, Q4_K and Q6_K layers mapped from their file become 16-row panels (kernels/x16_panels.h), whose decode
-// is bound by memory rather than by unpacking: their panels go into the buffer returned, which they view from
-// then on, and the file's pages leave memory (a tied embedding's rows come back from the file when looked up).
-// Other layers, and bytes the checkpoint owns (quantized at load), are left as they are, so no weight is held
-// twice. Q4_0 gives the same bits either way, the K-quants those of the scalar kernels. Packs over the pool's
-// threads.
+// Q4_0 and K-quant (Q4_K, Q5_K, Q6_K) layers mapped from their file become 16-row panels
+// (kernels/x16_panels.h), whose decode is bound by memory rather than by unpacking: their panels go into the
+// buffer returned, which they view from then on, and the file's pages leave memory (a tied embedding's rows
+// come back from the file when looked up). Other layers, and bytes the checkpoint owns (quantized at load),
+// are left as they are, so no weight is held twice. Q4_0 gives the same bits either way, the K-quants those
+// of the scalar kernels. Packs over the pool's threads.
 LargeBuffer pack_layers(std::span<Linear* const> layers, const Checkpoint& checkpoint, ThreadPool& pool);
 
 // y[m, rows] = x[m, cols] @ weight^T + each update's term, in that order. The updates run in f32, in

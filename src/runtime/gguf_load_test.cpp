@@ -16,6 +16,7 @@
 #include "formats/mmproj_export.h"
 #include "formats/test_checkpoint.h"
 #include "imaging/preprocess.h"
+#include "kernels/x16_panels.h"
 #include "runtime/images.h"
 #include "runtime/session.h"
 #include "tokenizer/chat_template.h"
@@ -191,28 +192,34 @@ TEST_F(GgufLoad, Q8_0AndQ4_0GiveTheResultsOfTheSameBlocks) {
   }
 }
 
-// A Q4_K_M GGUF (q4_K and q6_K matrices, whole super-blocks: the small-text preset) is repacked into panels
-// (Q4_Kx16, Q6_Kx16) and computes as the HF checkpoint quantized to the same blocks and read in place: to the
-// bit in Exact with the best kernels, and in Fast with the scalar ones, whose order the panel kernels keep.
-TEST_F(GgufLoad, Q4_K_MPanelsGiveTheResultsOfTheSameBlocks) {
-  const std::string hf_dir = path("small-text"), file = path("small-text-q4_k_m.gguf");
+// A Q4_K_M or Q5_K_M GGUF (q4_K or q5_K, and q6_K matrices; whole super-blocks: the small-text preset) is
+// repacked into panels (Q4_Kx16 or Q5_Kx16, Q6_Kx16) and computes as the HF checkpoint quantized to the same
+// blocks and read in place: to the bit in Exact with the best kernels, and in Fast with the scalar ones,
+// whose order the panel kernels keep.
+TEST_F(GgufLoad, K_MPanelsGiveTheResultsOfTheSameBlocks) {
+  const std::string hf_dir = path("small-text");
   write_test_checkpoint({"small-text", 7, DType::BF16, kTokenizerDir.string()}, hf_dir);
-  export_gguf(Checkpoint::open(hf_dir), file, {GgufType::Q4_K, "", true});
-  const auto gguf = load_model(file, {});
-  ASSERT_EQ(gguf->checkpoint.text("layers.0.mlp.up_proj.weight").dtype, DType::Q4_K);
-  int q6_k_layers = 0;  // llama-quantize's choice for some layers' down projections (and the embedding)
-  for (int64_t layer = 0; layer < gguf->checkpoint.config().text.num_hidden_layers; ++layer)
-    q6_k_layers += gguf->checkpoint.text("layers." + std::to_string(layer) + ".mlp.down_proj.weight").dtype == DType::Q6_K;
-  ASSERT_GT(q6_k_layers, 0);
-  ASSERT_EQ(gguf->checkpoint.text("embed_tokens.weight").dtype, DType::Q6_K);
-  EXPECT_EQ(gguf->decoder.layer_weight_type(0), DType::Q4_Kx16);
-  LoadedModel reference(quantized_like(Checkpoint::open(hf_dir), gguf->checkpoint),
-                        Tokenizer::load((kTokenizerDir / "tokenizer.json").string()));
-  EXPECT_EQ(reference.decoder.layer_weight_type(0), DType::Q4_K);
-  for (Precision precision : {Precision::Exact, Precision::Fast}) {
-    SCOPED_TRACE(precision == Precision::Fast ? "fast" : "exact");
-    const KernelTable& kernels = precision == Precision::Fast ? scalar_kernels() : best_kernels();
-    expect_same(generate(reference, false, precision, kernels), generate(*gguf, false, precision, kernels), 0);
+  for (const auto& [base, gguf_type] : {std::pair{DType::Q4_K, GgufType::Q4_K}, {DType::Q5_K, GgufType::Q5_K}}) {
+    SCOPED_TRACE(std::string(dtype_name(base)) + "_m");
+    const std::string file = path("small-text-" + std::string(dtype_name(base)) + "_m.gguf");
+    export_gguf(Checkpoint::open(hf_dir), file, {gguf_type, "", true});
+    const auto gguf = load_model(file, {});
+    ASSERT_EQ(gguf->checkpoint.text("layers.0.mlp.up_proj.weight").dtype, base);
+    int q6_k_layers = 0;  // llama-quantize's choice for some layers' down projections (and the embedding)
+    for (int64_t layer = 0; layer < gguf->checkpoint.config().text.num_hidden_layers; ++layer)
+      q6_k_layers +=
+          gguf->checkpoint.text("layers." + std::to_string(layer) + ".mlp.down_proj.weight").dtype == DType::Q6_K;
+    ASSERT_GT(q6_k_layers, 0);
+    ASSERT_EQ(gguf->checkpoint.text("embed_tokens.weight").dtype, DType::Q6_K);
+    EXPECT_EQ(gguf->decoder.layer_weight_type(0), x16_type(base));
+    LoadedModel reference(quantized_like(Checkpoint::open(hf_dir), gguf->checkpoint),
+                          Tokenizer::load((kTokenizerDir / "tokenizer.json").string()));
+    EXPECT_EQ(reference.decoder.layer_weight_type(0), base);
+    for (Precision precision : {Precision::Exact, Precision::Fast}) {
+      SCOPED_TRACE(precision == Precision::Fast ? "fast" : "exact");
+      const KernelTable& kernels = precision == Precision::Fast ? scalar_kernels() : best_kernels();
+      expect_same(generate(reference, false, precision, kernels), generate(*gguf, false, precision, kernels), 0);
+    }
   }
 }
 
