@@ -4,7 +4,7 @@
 # for each weight type, with medlab/llama.cpp ratios and the machine probe's floors, as a markdown table.
 #
 #   scripts/bench_compare.sh                       # models/full4b, bf16 q8_0 q4_0 q4_k_m, 2 threads
-#   THREADS=2 TYPES="bf16 q8_0" PROMPT=256 GENERATE=32 scripts/bench_compare.sh
+#   THREADS=2 TYPES="bf16 q8_0" PROMPT=256 GENERATE=32 REPEAT=3 scripts/bench_compare.sh
 #
 # MEDLAB_INPUT=gguf (default) runs medlab on the GGUF files too; MEDLAB_INPUT=hf runs it on the Hugging Face
 # folder instead, quantized at load with --quant (the same weights for bf16, the same block format otherwise).
@@ -21,6 +21,7 @@ default_types="bf16 q8_0 q4_0 q4_k_m"
 types=${TYPES:-$default_types}
 prompt=${PROMPT:-256}
 generate=${GENERATE:-32}
+repeat=${REPEAT:-3}  # runs of each measurement, the median reported: this VM's memory rate drifts between runs
 precision=${PRECISION:-fast}
 medlab=${MEDLAB:-build/medlab}
 probe=${PROBE:-build/bench/machine_probe}
@@ -49,17 +50,17 @@ for type in $types; do
   fi
   echo "bench_compare: llama.cpp, $type" >&2
   cat "$gguf" >/dev/null
-  node tools/speedpeer/bench.mjs --model "$gguf" --threads "$threads" -p "$prompt" -n "$generate" --json \
+  node tools/speedpeer/bench.mjs --model "$gguf" --threads "$threads" -p "$prompt" -n "$generate" --repeat "$repeat" --json \
     >"$out/llama-$type.json"
   echo "bench_compare: medlab, $type" >&2
   if [[ $medlab_input == gguf ]]; then
     cat "$gguf" >/dev/null
-    "$medlab" bench --model "$gguf" --precision "$precision" --threads "$threads" -p "$prompt" -n "$generate" --json >"$out/medlab-$type.json"
+    "$medlab" bench --model "$gguf" --precision "$precision" --threads "$threads" -p "$prompt" -n "$generate" --repeat "$repeat" --json >"$out/medlab-$type.json"
   else
     quant=()
     [[ $type == bf16 ]] || quant=(--quant "$type")
     cat "$model"/*.safetensors >/dev/null
-    "$medlab" bench --model "$model" "${quant[@]}" --precision "$precision" --threads "$threads" -p "$prompt" -n "$generate" --json \
+    "$medlab" bench --model "$model" "${quant[@]}" --precision "$precision" --threads "$threads" -p "$prompt" -n "$generate" --repeat "$repeat" --json \
       >"$out/medlab-$type.json"
   fi
 done
@@ -85,7 +86,8 @@ print(f"medlab ({first[1]['isa']} kernels, --precision {first[1]['precision']}, 
       f"{'the GGUF file' if medlab_input == 'gguf' else 'the HF folder, --quant at load'}) "
       f"against llama.cpp {first[2]['llama_cpp_release']} via node-llama-cpp {first[2]['node_llama_cpp']} ({first[2]['build']}, CPU variant "
       f"{first[2]['cpu_variant']}, flash attention {first[2]['flash_attention']}); {first[1]['threads']} threads, "
-      f"prompt {first[1]['prompt'][0]['tokens']} tokens, decode {first[1]['decode']['tokens']} tokens after it; "
+      f"prompt {first[1]['prompt'][0]['tokens']} tokens, decode {first[1]['decode']['tokens']} tokens after it, the "
+      f"median of {first[1]['repeat']} runs each; "
       f"load average {' '.join(loadavg[0])} at the start, {' '.join(loadavg[1])} at the end.\n")
 print("| type | what | medlab | llama.cpp | medlab / llama.cpp | floor (probe) |")
 print("|---|---|---:|---:|---:|---:|")
