@@ -1,9 +1,8 @@
 // Q4_0, Q4_K, Q5_K and Q6_K weights repacked at load for the kernels (DType::Q4_0x16, Q4_Kx16, Q5_Kx16,
-// Q6_Kx16): the same
-// blocks, bytes and values, laid out in panels of 16 rows so that Fast decode reads one stream and needs no
-// horizontal sums.
+// Q6_Kx16): the same blocks, bytes and values, laid out in panels of 16 rows so that Fast decode reads one
+// stream and needs no horizontal sums.
 //
-// Read in place, a 4- or 6-bit decode step spends more instructions per byte than memory takes to deliver
+// Read in place, a 4- to 6-bit decode step spends more instructions per byte than memory takes to deliver
 // it: each block's codes have to be unpacked, the rows' products summed across lanes, and scales gathered
 // one by one. In a panel, the codes of 16 rows sit side by side, 4 bytes a row, so one 512-bit load, a mask
 // and a shift give 4 values of all 16 rows, against which a broadcast group of 4 activations is multiplied;
