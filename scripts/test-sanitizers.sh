@@ -37,6 +37,7 @@ check() {
     echo "sanitizer reports: $(ls "$dir/sanitizer-reports" | wc -l) file(s) in $dir/sanitizer-reports"
     status=1
   fi
+  ((status)) || rm -rf "$dir/test-work"
   return $status
 }
 

@@ -26,7 +26,7 @@ using nlohmann::json;
 
 // Runs pillow_reference.py for `group`; fails the test with its output when it cannot.
 json generate(const std::string& group) {
-  const fs::path out = fs::path(MEDLAB_BINARY_DIR) / "pillow_parity" / group;
+  const fs::path out = fs::path(MEDLAB_BINARY_DIR) / "test-work" / "pillow_parity" / group;
   const std::string command = std::string(MEDLAB_PILLOW_PYTHON) + " " MEDLAB_SOURCE_DIR
                               "/tests/parity/pillow_reference.py --group " + group + " --out '" + out.string() +
                               "' 2>&1";
