@@ -1,6 +1,6 @@
 // machine_probe: what this machine can do at best, and the speed floors that sets for a model with MedGemma
 // 4B's dimensions. Memory read bandwidth (1 and 2 threads) bounds decoding, which reads every weight once
-// per token; f32 FMA and int8 multiply-add peaks bound prompt processing, which is compute-bound.
+// per token; the f32, bf16 and int8 multiply-add peaks bound prompt processing, which is compute-bound.
 //
 //   build-*/bench/machine_probe [--json]
 #include <immintrin.h>
@@ -98,6 +98,52 @@ __attribute__((target("avx2"))) int32_t int8_loop(int64_t iterations) {
   return _mm256_extract_epi32(sum, 0);
 }
 
+// The same three with AVX-512 where the CPU has it: f32 FMA on 16 lanes, AVX512_BF16's dot product of bf16
+// pairs into f32 (what bf16 weights take in fast precision) and AVX512_VNNI's u8 x s8 quads into s32 (what
+// every block type takes), 32 and 64 multiply-adds per instruction.
+__attribute__((target("avx512f"))) float fma512_loop(int64_t iterations) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(float(i) * 1e-3f);
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iterations; ++it)
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  __m512 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
+  float lanes[16];
+  _mm512_storeu_ps(lanes, s);
+  return lanes[0];
+}
+
+__attribute__((target("avx512f,avx512bf16"))) float bf16_dot_loop(int64_t iterations) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(float(i) * 1e-3f);
+  const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(2e-3f));
+  const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(-1e-3f), _mm512_set1_ps(1e-3f));
+  for (int64_t it = 0; it < iterations; ++it)
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+  __m512 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
+  float lanes[16];
+  _mm512_storeu_ps(lanes, s);
+  return lanes[0];
+}
+
+__attribute__((target("avx512f,avx512vnni"))) int32_t vnni_loop(int64_t iterations) {
+  __m512i acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_epi32(i);
+  const __m512i u = _mm512_set1_epi8(3), s = _mm512_set1_epi8(-2);
+  for (int64_t it = 0; it < iterations; ++it)
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], u, s);
+  __m512i sum = acc[0];
+  for (int i = 1; i < 12; ++i) sum = _mm512_add_epi32(sum, acc[i]);
+  int32_t lanes[16];
+  _mm512_storeu_si512(lanes, sum);
+  return lanes[0];
+}
+
 // Best of three runs, in operations per second over all threads (a multiply-add counts as two).
 template <class Loop>
 double peak(Loop loop, double ops_per_iteration, int threads) {
@@ -134,6 +180,12 @@ int main(int argc, char** argv) {
   for (uint32_t* half : halves) std::free(half);
   const double fma1 = peak(fma_loop, 12 * 8 * 2, 1), fma2 = peak(fma_loop, 12 * 8 * 2, 2);
   const double int8_1 = peak(int8_loop, 10 * 32 * 2, 1), int8_2 = peak(int8_loop, 10 * 32 * 2, 2);
+  // 0 where the CPU lacks the instructions; 2 threads only (the peaks that set the floors).
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  const double fma512 = avx512 ? peak(fma512_loop, 12 * 16 * 2, 2) : 0;
+  const double bf16_dot = avx512 && __builtin_cpu_supports("avx512bf16") ? peak(bf16_dot_loop, 12 * 32 * 2, 2) : 0;
+  const double vnni = avx512 && __builtin_cpu_supports("avx512vnni") ? peak(vnni_loop, 12 * 64 * 2, 2) : 0;
+  const double bf16_peak = std::max({fma1, fma2, fma512, bf16_dot}), int8_peak = std::max({int8_1, int8_2, vnni});
 
   const double bw = std::max(bw1, bw2);
   struct Type {
@@ -141,13 +193,16 @@ int main(int argc, char** argv) {
     double bytes_per_weight;
     double compute_peak;  // the arithmetic its prompt processing runs on
   };
-  const Type types[] = {{"bf16", 2.0, std::max(fma1, fma2)},  // widened to f32, f32 FMA
-                        {"q8_0", 34.0 / 32, std::max(int8_1, int8_2)},
-                        {"q4_0", 18.0 / 32, std::max(int8_1, int8_2)}};
+  const Type types[] = {{"bf16", 2.0, bf16_peak},  // f32 FMA or bf16 dot products, whichever is faster
+                        {"q8_0", 34.0 / 32, int8_peak},
+                        {"q4_0", 18.0 / 32, int8_peak}};
   if (json) {
     std::printf("{\"read_gbps\":{\"1\":%.2f,\"2\":%.2f},\"f32_fma_gflops\":{\"1\":%.1f,\"2\":%.1f},"
-                "\"int8_gops\":{\"1\":%.1f,\"2\":%.1f},\"decode_weights\":%.0f,\"prompt_flops_per_token\":%.0f,\"floors\":{",
-                bw1 / 1e9, bw2 / 1e9, fma1 / 1e9, fma2 / 1e9, int8_1 / 1e9, int8_2 / 1e9, kDecodeWeights, kPromptFlops);
+                "\"int8_gops\":{\"1\":%.1f,\"2\":%.1f},\"avx512_fma_gflops\":%.1f,\"bf16_dot_gflops\":%.1f,"
+                "\"vnni_gops\":%.1f,\"bf16_peak_gflops\":%.1f,\"int8_peak_gops\":%.1f,"
+                "\"decode_weights\":%.0f,\"prompt_flops_per_token\":%.0f,\"floors\":{",
+                bw1 / 1e9, bw2 / 1e9, fma1 / 1e9, fma2 / 1e9, int8_1 / 1e9, int8_2 / 1e9, fma512 / 1e9, bf16_dot / 1e9,
+                vnni / 1e9, bf16_peak / 1e9, int8_peak / 1e9, kDecodeWeights, kPromptFlops);
     for (size_t i = 0; i < std::size(types); ++i)
       std::printf("%s\"%s\":{\"weight_bytes\":%.0f,\"decode_tokens_per_s\":%.2f,\"prompt_tokens_per_s\":%.1f}", i ? "," : "",
                   types[i].name, kDecodeWeights * types[i].bytes_per_weight, bw / (kDecodeWeights * types[i].bytes_per_weight),
@@ -158,12 +213,15 @@ int main(int argc, char** argv) {
   std::printf("memory read bandwidth, 1 GiB buffer: %.1f GB/s (1 thread), %.1f GB/s (2 threads)\n", bw1 / 1e9, bw2 / 1e9);
   std::printf("f32 FMA peak (AVX2):                 %.1f GFLOP/s (1 thread), %.1f GFLOP/s (2 threads)\n", fma1 / 1e9, fma2 / 1e9);
   std::printf("int8 multiply-add peak (maddubs):    %.1f GOP/s (1 thread), %.1f GOP/s (2 threads)\n", int8_1 / 1e9, int8_2 / 1e9);
+  std::printf("AVX-512, 2 threads (0: not on this CPU): f32 FMA %.1f GFLOP/s, bf16 dot %.1f GFLOP/s, VNNI %.1f GOP/s\n",
+              fma512 / 1e9, bf16_dot / 1e9, vnni / 1e9);
   std::printf("\nfloors for MedGemma 4B's decoder (%.3f G weights read per decoded token, %.2f GFLOP per prompt token):\n",
               kDecodeWeights / 1e9, kPromptFlops / 1e9);
   std::printf("%-6s %14s %22s %26s\n", "type", "weights (GB)", "decode max (tok/s)", "prompt max (tok/s)");
   for (const Type& t : types)
     std::printf("%-6s %14.2f %22.2f %26.1f\n", t.name, kDecodeWeights * t.bytes_per_weight / 1e9,
                 bw / (kDecodeWeights * t.bytes_per_weight), t.compute_peak / kPromptFlops);
-  std::printf("(bf16 prompt processing at the f32 FMA peak, q8_0 and q4_0 at the int8 peak; bandwidth: the better of 1 and 2 threads)\n");
+  std::printf("(bf16 prompt processing at the better of the f32 FMA and bf16 dot peaks, q8_0 and q4_0 at the better int8\n"
+              " peak; bandwidth: the better of 1 and 2 threads)\n");
   return 0;
 }

@@ -79,7 +79,7 @@ for t in types:
     if floor is None and t != "bf16":  # a mix of block types (q4_k_m): the text weights medlab reads per token
         floor = {"weight_bytes": m["text_weight_bytes"],
                  "decode_tokens_per_s": max(probe["read_gbps"].values()) * 1e9 / m["text_weight_bytes"],
-                 "prompt_tokens_per_s": max(probe["int8_gops"].values()) * 1e9 / probe["prompt_flops_per_token"]}
+                 "prompt_tokens_per_s": probe["int8_peak_gops"] * 1e9 / probe["prompt_flops_per_token"]}
     rows.append((t, m, l, floor))
 first = rows[0]
 print(f"medlab ({first[1]['isa']} kernels, --precision {first[1]['precision']}, input: "
@@ -105,8 +105,11 @@ for t, m, l, floor in rows:
     print(f"| {t} | load, s | {ml:.2f} | {ll:.2f} | {ml / ll:.2f} | |")
 bw, fma, i8 = probe["read_gbps"], probe["f32_fma_gflops"], probe["int8_gops"]
 print(f"\nMachine probe: memory read {bw['1']:.1f} GB/s (1 thread), {bw['2']:.1f} GB/s (2 threads); f32 FMA "
-      f"{fma['1']:.0f} / {fma['2']:.0f} GFLOP/s; int8 maddubs {i8['1']:.0f} / {i8['2']:.0f} GOP/s (1 / 2 threads). "
-      "Floors, for MedGemma 4B's decoder: decode = weight bytes read per token / the better bandwidth; prompt = "
-      f"{probe['prompt_flops_per_token'] / 1e9:.2f} GFLOP per token / the f32 FMA peak (bf16) or the int8 peak (the block types).")
+      f"{fma['1']:.0f} / {fma['2']:.0f} GFLOP/s (AVX2), {probe['avx512_fma_gflops']:.0f} (AVX-512, 2 threads); bf16 dot "
+      f"{probe['bf16_dot_gflops']:.0f} GFLOP/s; int8 maddubs {i8['1']:.0f} / {i8['2']:.0f} GOP/s, VNNI "
+      f"{probe['vnni_gops']:.0f} (0: not on this CPU). Floors, for MedGemma 4B's decoder: decode = weight bytes read "
+      "per token / the better bandwidth; prompt = "
+      f"{probe['prompt_flops_per_token'] / 1e9:.2f} GFLOP per token / the best bf16 or f32 peak (bf16) or the best int8 "
+      "peak (the block types).")
 PY
 cat "$out/table.md"

@@ -67,8 +67,8 @@ struct Q4_0Panels {
     for (int64_t b = 0; b < cols / 32; ++b) {
       const uint8_t* block = panel + size_t(b) * x16_block_bytes(DType::Q4_0x16);
       prefetch_lines<5>(block, 0);
-      __m512i sum[MR];
-      for (auto& s : sum) s = _mm512_setzero_si512();
+      __m512i sum[MR];  // from minus the codes' offset of 8 times the activations' sum: exact at the end
+      for (int i = 0; i < MR; ++i) sum[i] = _mm512_set1_epi32(-8 * x[i].sums[b]);
       #pragma GCC unroll 4
       for (int t = 0; t < 4; ++t) {
         const __m512i codes = load512(block + 64 * t);
@@ -81,10 +81,8 @@ struct Q4_0Panels {
       }
       const __m512 w_scales = rows_f16(block + 256);
       #pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) {
-        const __m512i dots = _mm512_sub_epi32(sum[i], _mm512_set1_epi32(8 * x[i].sums[b]));
-        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(w_scales, _mm512_set1_ps(x[i].d[b])), _mm512_cvtepi32_ps(dots), acc[i]);
-      }
+      for (int i = 0; i < MR; ++i)
+        acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(w_scales, _mm512_set1_ps(x[i].d[b])), _mm512_cvtepi32_ps(sum[i]), acc[i]);
     }
     for (int i = 0; i < MR; ++i) _mm512_store_ps(out[i], acc[i]);
   }
@@ -150,7 +148,7 @@ struct K4Panels {
 };
 
 // Q6_Kx16: a value is 4 bits of ql and 2 of qh; each step's three groups give 4 values of 4 value groups,
-// each summed in int32 lanes, then less 32 times the activations' group sum, times the rows' int8 scales,
+// each summed in int32 lanes from minus 32 times the activations' group sum, times the rows' int8 scales,
 // into the super-block's sum.
 struct Q6_KPanels {
   static constexpr int kTile = 4;
@@ -169,9 +167,9 @@ struct Q6_KPanels {
       #pragma GCC unroll 4
       for (int part = 0; part < 4; ++part) {  // groups g = 8n + 2k + h (k = 0..3): values 128n + 32k + 16h..
         const int n = part / 2, h = part % 2;
-        __m512i dots[MR][4];
-        for (auto& row : dots)
-          for (auto& d : row) d = _mm512_setzero_si512();
+        __m512i dots[MR][4];  // group g's from minus 32 times its activation sum: centred at the end
+        for (int i = 0; i < MR; ++i)
+          for (int k = 0; k < 4; ++k) dots[i][k] = _mm512_set1_epi32(-32 * x[i]->bsums[8 * n + 2 * k + h]);
         #pragma GCC unroll 4
         for (int q = 4 * h; q < 4 * h + 4; ++q) {
           const uint8_t* step = block + kQ6KStep * (8 * n + q);
@@ -194,10 +192,7 @@ struct Q6_KPanels {
           const int g = 8 * n + 2 * k + h;
           const __m512i scale = rows_s8(block + kQ6KScales + 16 * g);
           #pragma GCC unroll 4
-          for (int i = 0; i < MR; ++i) {
-            const __m512i centred = _mm512_sub_epi32(dots[i][k], _mm512_set1_epi32(32 * x[i]->bsums[g]));
-            sum[i] = _mm512_add_epi32(sum[i], _mm512_mullo_epi32(centred, scale));
-          }
+          for (int i = 0; i < MR; ++i) sum[i] = _mm512_add_epi32(sum[i], _mm512_mullo_epi32(dots[i][k], scale));
         }
       }
       const __m512 d = rows_f16(block + kQ6KD);

@@ -122,9 +122,10 @@ float row_dot(const Block32Of<D>* w, const Q8Row& x, int64_t nb) {
 }
 
 // Prefill: a panel repacked once per block of activation rows. Per block, 8 vectors: vector s holds values
-// 4s to 4s + 3 of each row (row j in lane j), as Q4_0 codes, or |w| then w for Q8_0; then the rows' scales.
-template <DType D>
-constexpr int64_t kPanelVectorsPerBlock = D == DType::Q8_0 ? 2 * kPanelRows + 1 : kPanelRows + 1;
+// 4s to 4s + 3 of each row (row j in lane j), as Q4_0 codes, or for Q8_0 w + 128 (VNNI: dpbusd's unsigned
+// operand, so that the activations go in as they are) or |w| then w (maddubs); then the rows' scales.
+template <DType D, bool kVnni>
+constexpr int64_t kPanelVectorsPerBlock = D == DType::Q8_0 && !kVnni ? 2 * kPanelRows + 1 : kPanelRows + 1;
 
 // Lane j of vector s of the result = lane s of r[j]: the 8 x 8 transpose of 32-bit lanes.
 inline void transpose8x32(__m256i (&r)[8]) {
@@ -145,10 +146,11 @@ inline void transpose8x32(__m256i (&r)[8]) {
   }
 }
 
-// nr (1 to 8) rows from `rows` into scratch; missing rows are zero blocks with zero scales.
-template <DType D>
-void repack_panel(const uint8_t* rows, size_t row_bytes, int nr, int64_t nb, __m256i* out) {
-  for (int64_t b = 0; b < nb; ++b, out += kPanelVectorsPerBlock<D>) {
+// nr (1 to 8) rows from `rows` into scratch, vectors `stride` apart (VNNI: 2, two panels interleaved);
+// missing rows are zero blocks with zero scales.
+template <DType D, bool kVnni>
+void repack_panel(const uint8_t* rows, size_t row_bytes, int nr, int64_t nb, __m256i* out, int stride) {
+  for (int64_t b = 0; b < nb; ++b, out += stride * kPanelVectorsPerBlock<D, kVnni>) {
     __m256i v[kPanelRows];
     alignas(16) uint16_t scales[kPanelRows] = {};
     for (int j = 0; j < kPanelRows; ++j) {
@@ -161,28 +163,31 @@ void repack_panel(const uint8_t* rows, size_t row_bytes, int nr, int64_t nb, __m
         v[j] = _mm256_setzero_si256();
       }
     }
-    if constexpr (D == DType::Q8_0) {
+    if constexpr (D == DType::Q8_0 && kVnni) {
+      for (auto& values : v) values = _mm256_xor_si256(values, _mm256_set1_epi8(char(0x80)));
+    } else if constexpr (D == DType::Q8_0) {
       __m256i a[kPanelRows];
       for (int j = 0; j < kPanelRows; ++j) a[j] = _mm256_abs_epi8(v[j]);
       transpose8x32(a);
-      for (int s = 0; s < kPanelRows; ++s) _mm256_store_si256(out + s, a[s]);
+      for (int s = 0; s < kPanelRows; ++s) _mm256_store_si256(out + stride * s, a[s]);
     }
     transpose8x32(v);
-    __m256i* values = out + (D == DType::Q8_0 ? kPanelRows : 0);
-    for (int s = 0; s < kPanelRows; ++s) _mm256_store_si256(values + s, v[s]);
-    _mm256_store_ps(reinterpret_cast<float*>(values + kPanelRows),
+    __m256i* values = out + stride * (D == DType::Q8_0 && !kVnni ? kPanelRows : 0);
+    for (int s = 0; s < kPanelRows; ++s) _mm256_store_si256(values + stride * s, v[s]);
+    _mm256_store_ps(reinterpret_cast<float*>(values + stride * kPanelRows),
                     _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(scales))));
   }
 }
 
-// MR activation rows against a repacked panel, each row's 8 results into `out`. Without VNNI, Q4_0 adds the
-// 8 steps' int16 pairs before widening (a lane's sum is at most 16 * 15 * 127 < 2^15).
-template <DType D, bool kVnni, int MR>
+// MR activation rows against a repacked panel, each row's 8 results into `out` (AVX2; VNNI takes
+// panel_pair_vnni). Q4_0 adds the 8 steps' int16 pairs before widening (a lane's sum is at most
+// 16 * 15 * 127 < 2^15).
+template <DType D, int MR>
 void panel_repacked(const __m256i* panel, const Q8Row (&x)[MR], int64_t nb, __m256* out) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[MR];
   for (auto& a : acc) a = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b, panel += kPanelVectorsPerBlock<D>) {
+  for (int64_t b = 0; b < nb; ++b, panel += kPanelVectorsPerBlock<D, false>) {
     __m256i sum[MR];
     for (auto& s : sum) s = _mm256_setzero_si256();
     #pragma GCC unroll 8
@@ -194,20 +199,18 @@ void panel_repacked(const __m256i* panel, const Q8Row (&x)[MR], int64_t nb, __m2
         const __m256i xv = _mm256_set1_epi32(four);
         const __m256i w = _mm256_load_si256(panel + s);
         const __m256i xs = D == DType::Q8_0 ? _mm256_sign_epi8(xv, _mm256_load_si256(panel + kPanelRows + s)) : xv;
-        if constexpr (kVnni)
-          sum[i] = _mm256_dpbusd_epi32(sum[i], w, xs);
-        else if constexpr (D == DType::Q8_0)
+        if constexpr (D == DType::Q8_0)
           sum[i] = _mm256_add_epi32(sum[i], _mm256_madd_epi16(_mm256_maddubs_epi16(w, xs), ones));
         else
           sum[i] = _mm256_add_epi16(sum[i], _mm256_maddubs_epi16(w, xs));
       }
     }
-    const __m256 w_scales = _mm256_load_ps(reinterpret_cast<const float*>(panel + kPanelVectorsPerBlock<D> - 1));
+    const __m256 w_scales = _mm256_load_ps(reinterpret_cast<const float*>(panel + kPanelVectorsPerBlock<D, false> - 1));
     #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       __m256i dots = sum[i];
       if constexpr (D == DType::Q4_0)
-        dots = _mm256_sub_epi32(kVnni ? dots : _mm256_madd_epi16(dots, ones), _mm256_set1_epi32(8 * x[i].sums[b]));
+        dots = _mm256_sub_epi32(_mm256_madd_epi16(dots, ones), _mm256_set1_epi32(8 * x[i].sums[b]));
       acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(w_scales, _mm256_set1_ps(x[i].d[b])), _mm256_cvtepi32_ps(dots), acc[i]);
     }
   }
@@ -241,41 +244,30 @@ void decode_rows(const uint8_t* xq, size_t x_row_bytes, const uint8_t* wd, size_
 // Q8_0 and Q4_0: decode in place; otherwise each panel is repacked once per block of activation rows.
 // With AVX-512, two panels at once: 16 rows in the 16 lanes of a 512-bit vector, so that each broadcast
 // activation value meets twice the weights (Zen 4 runs 512-bit integer work at the same rate per byte).
-// Q8_0 gives the activations w's signs by a masked negation (AVX-512 has no 512-bit vpsignb; where w is 0,
-// |w| is 0 too).
+// Both types' codes are unsigned (Q8_0's w + 128, Q4_0's w + 8): each row's integer sum starts at minus the
+// offset times the block's activation sum, so no step spends an instruction on signs and the sum ends exact.
 template <DType D, int MR>
-void panel_pair_vnni(const __m256i* first, const __m256i* second, const Q8Row (&x)[MR], int64_t nb, __m512* out) {
-  auto both = [](const __m256i* a, const __m256i* b) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256(a)), _mm256_load_si256(b), 1);
-  };
+void panel_pair_vnni(const __m512i* pair, const Q8Row (&x)[MR], int64_t nb, __m512* out) {
   __m512 acc[MR];
   for (auto& a : acc) a = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b, first += kPanelVectorsPerBlock<D>, second += kPanelVectorsPerBlock<D>) {
+  constexpr int32_t kOffset = D == DType::Q8_0 ? 128 : 8;
+  for (int64_t b = 0; b < nb; ++b, pair += kPanelVectorsPerBlock<D, true>) {
     __m512i sum[MR];
-    for (auto& s : sum) s = _mm512_setzero_si512();
+    for (int i = 0; i < MR; ++i) sum[i] = _mm512_set1_epi32(-kOffset * x[i].sums[b]);
     #pragma GCC unroll 8
     for (int s = 0; s < kPanelRows; ++s) {
-      const __m512i w = both(first + s, second + s);
-      __mmask64 negative = 0;
-      if constexpr (D == DType::Q8_0) negative = _mm512_movepi8_mask(both(first + kPanelRows + s, second + kPanelRows + s));
+      const __m512i w = _mm512_load_si512(pair + s);
       #pragma GCC unroll 8
       for (int i = 0; i < MR; ++i) {
         int32_t four;
         std::memcpy(&four, x[i].qs + 32 * b + 4 * s, 4);
-        __m512i xv = _mm512_set1_epi32(four);
-        if constexpr (D == DType::Q8_0) xv = _mm512_mask_sub_epi8(xv, negative, _mm512_setzero_si512(), xv);
-        sum[i] = _mm512_dpbusd_epi32(sum[i], w, xv);
+        sum[i] = _mm512_dpbusd_epi32(sum[i], w, _mm512_set1_epi32(four));
       }
     }
-    const __m512 w_scales = _mm512_castpd_ps(_mm512_insertf64x4(
-        _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_load_ps(reinterpret_cast<const float*>(first + kPanelVectorsPerBlock<D> - 1)))),
-        _mm256_castps_pd(_mm256_load_ps(reinterpret_cast<const float*>(second + kPanelVectorsPerBlock<D> - 1))), 1));
+    const __m512 w_scales = _mm512_load_ps(reinterpret_cast<const float*>(pair + kPanelRows));
     #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      __m512i dots = sum[i];
-      if constexpr (D == DType::Q4_0) dots = _mm512_sub_epi32(dots, _mm512_set1_epi32(8 * x[i].sums[b]));
-      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(w_scales, _mm512_set1_ps(x[i].d[b])), _mm512_cvtepi32_ps(dots), acc[i]);
-    }
+    for (int i = 0; i < MR; ++i)
+      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(w_scales, _mm512_set1_ps(x[i].d[b])), _mm512_cvtepi32_ps(sum[i]), acc[i]);
   }
   for (int i = 0; i < MR; ++i) out[i] = acc[i];
 }
@@ -296,9 +288,9 @@ void panel_rows(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_be
   // block, meets them.
   constexpr int64_t kL2Bytes = int64_t(1) << 20;
   constexpr int kPanels = kVnni ? 2 : 1, kRows = kPanels * kPanelRows, kTile = kPanelRowsX<kVnni>;
-  const int64_t nb = w.cols / 32, panel_vectors = nb * kPanelVectorsPerBlock<D>;
+  const int64_t nb = w.cols / 32, panel_vectors = nb * kPanelVectorsPerBlock<D, kVnni>;  // of kPanels panels
   const int64_t x_block = std::max<int64_t>(kTile, kL2Bytes / int64_t(x_row_bytes) / kTile * kTile);
-  struct alignas(32 * kPanels) Vector {  // one result row: a 256-bit vector per panel
+  struct alignas(32 * kPanels) Vector {  // a 256-bit vector per panel: a step of the panels, or a result row
     uint8_t bytes[32 * kPanels];
   };
   thread_local std::vector<Vector> scratch;  // the panels, then the results of x_block rows; grows, then stays
@@ -310,9 +302,9 @@ void panel_rows(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_be
     auto tile = [&]<int MR>() {
       const Q8Row(&x)[MR] = *reinterpret_cast<const Q8Row(*)[MR]>(xr);
       if constexpr (kVnni)
-        panel_pair_vnni<D, MR>(panels, panels + panel_vectors, x, nb, reinterpret_cast<__m512*>(out));
+        panel_pair_vnni<D, MR>(reinterpret_cast<const __m512i*>(panels), x, nb, reinterpret_cast<__m512*>(out));
       else
-        panel_repacked<D, false, MR>(panels, x, nb, reinterpret_cast<__m256*>(out));
+        panel_repacked<D, MR>(panels, x, nb, reinterpret_cast<__m256*>(out));
     };
     if (rows == kTile) tile.template operator()<kTile>();
     else tile.template operator()<1>();
@@ -322,8 +314,8 @@ void panel_rows(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_be
     for (int64_t r = row_begin; r < row_end; r += kRows) {
       const int nr = int(std::min<int64_t>(kRows, row_end - r));
       for (int p = 0; p < kPanels; ++p)
-        repack_panel<D>(wd + size_t(r + p * kPanelRows) * w_row_bytes, w_row_bytes,
-                        std::clamp(nr - p * kPanelRows, 0, kPanelRows), nb, panels + p * panel_vectors);
+        repack_panel<D, kVnni>(wd + size_t(r + p * kPanelRows) * w_row_bytes, w_row_bytes,
+                               std::clamp(nr - p * kPanelRows, 0, kPanelRows), nb, panels + p, kPanels);
       int64_t i = i0;
       Q8Row xr[kTile];
       for (; i + kTile <= i1; i += kTile) {
