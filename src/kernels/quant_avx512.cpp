@@ -108,31 +108,39 @@ struct K4Panels {
       for (int i = 0; i < MR; ++i) x[i] = reinterpret_cast<const BlockQ8_K*>(xr[i]) + b;
       __m512i sum[MR], sum_mins[MR];
       for (int i = 0; i < MR; ++i) sum[i] = sum_mins[i] = _mm512_setzero_si512();
-      #pragma GCC unroll 8
-      for (int s = 0; s < 8; ++s) {  // sub-block s: chunk s / 2, low nibbles when s is even
-        const int c = s / 2;
-        prefetch_lines<kLinesPerStep>(block, kLinesPerStep * s);
-        __m512i dots[MR];
-        for (auto& d : dots) d = _mm512_setzero_si512();
+      #pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c) {  // chunk c: sub-block 2c in the low nibbles, 2c + 1 in the high
+        prefetch_lines<2 * kLinesPerStep>(block, 2 * kLinesPerStep * c);
+        __m512i dots[2][MR];
+        for (auto& half : dots)
+          for (auto& d : half) d = _mm512_setzero_si512();
         #pragma GCC unroll 8
         for (int q = 0; q < 8; ++q) {
           const __m512i codes = load512(low + 64 * (8 * c + q));
-          __m512i v = _mm512_and_si512(s % 2 ? _mm512_srli_epi16(codes, 4) : codes, low4);
-          if constexpr (kFifthBit) {
+          __m512i v[2] = {_mm512_and_si512(codes, low4), _mm512_and_si512(_mm512_srli_epi16(codes, 4), low4)};
+          if constexpr (kFifthBit) {  // bit s of a byte for sub-block s, to bit 4
             const __m512i high = load512(block + 64 * q);
-            const __m512i at4 = s < 4 ? _mm512_sll_epi16(high, _mm_cvtsi32_si128(4 - s))
-                                      : _mm512_srl_epi16(high, _mm_cvtsi32_si128(s - 4));
-            v = _mm512_or_si512(v, _mm512_and_si512(at4, bit4));
+            for (int h = 0; h < 2; ++h) {
+              const int s = 2 * c + h;
+              const __m512i at4 = s < 4 ? _mm512_sll_epi16(high, _mm_cvtsi32_si128(4 - s))
+                                        : _mm512_srl_epi16(high, _mm_cvtsi32_si128(s - 4));
+              v[h] = _mm512_or_si512(v[h], _mm512_and_si512(at4, bit4));
+            }
           }
           #pragma GCC unroll 4
-          for (int i = 0; i < MR; ++i) dots[i] = _mm512_dpbusd_epi32(dots[i], v, broadcast4(x[i]->qs + 32 * s + 4 * q));
+          for (int i = 0; i < MR; ++i)
+            for (int h = 0; h < 2; ++h)
+              dots[h][i] = _mm512_dpbusd_epi32(dots[h][i], v[h], broadcast4(x[i]->qs + 32 * (2 * c + h) + 4 * q));
         }
-        const __m512i scale = rows_u8(low + kQ4KScales + 16 * s), min = rows_u8(low + kQ4KMins + 16 * s);
-        #pragma GCC unroll 4
-        for (int i = 0; i < MR; ++i) {
-          sum[i] = _mm512_add_epi32(sum[i], _mm512_mullo_epi32(dots[i], scale));
-          const int32_t x_sum = x[i]->bsums[2 * s] + x[i]->bsums[2 * s + 1];
-          sum_mins[i] = _mm512_add_epi32(sum_mins[i], _mm512_mullo_epi32(min, _mm512_set1_epi32(x_sum)));
+        for (int h = 0; h < 2; ++h) {
+          const int s = 2 * c + h;
+          const __m512i scale = rows_u8(low + kQ4KScales + 16 * s), min = rows_u8(low + kQ4KMins + 16 * s);
+          #pragma GCC unroll 4
+          for (int i = 0; i < MR; ++i) {
+            sum[i] = _mm512_add_epi32(sum[i], _mm512_mullo_epi32(dots[h][i], scale));
+            const int32_t x_sum = x[i]->bsums[2 * s] + x[i]->bsums[2 * s + 1];
+            sum_mins[i] = _mm512_add_epi32(sum_mins[i], _mm512_mullo_epi32(min, _mm512_set1_epi32(x_sum)));
+          }
         }
       }
       const __m512 d = rows_f16(low + kQ4KD), dmin = rows_f16(low + kQ4KDmin);
