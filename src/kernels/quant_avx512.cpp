@@ -88,6 +88,24 @@ struct Q4_0Panels {
   }
 };
 
+// Bit s of each byte moved to bit 4 (Q5_K's fifth bit of sub-block s).
+inline __m512i shift_to_bit4(__m512i high, int s) {
+  return s < 4 ? _mm512_sll_epi16(high, _mm_cvtsi32_si128(4 - s)) : _mm512_srl_epi16(high, _mm_cvtsi32_si128(s - 4));
+}
+
+// Sub-block s's integer dot products times the rows' 6-bit scales into sum, and its mins times the activations'
+// sub-block sums into sum_mins (Q4_Kx16's layout at `low`).
+template <int MR>
+inline void add_scaled(const uint8_t* low, int s, const __m512i (&dots)[MR], const BlockQ8_K* const (&x)[MR],
+                       __m512i (&sum)[MR], __m512i (&sum_mins)[MR]) {
+  const __m512i scale = rows_u8(low + kQ4KScales + 16 * s), min = rows_u8(low + kQ4KMins + 16 * s);
+  for (int i = 0; i < MR; ++i) {
+    sum[i] = _mm512_add_epi32(sum[i], _mm512_mullo_epi32(dots[i], scale));
+    const int32_t x_sum = x[i]->bsums[2 * s] + x[i]->bsums[2 * s + 1];
+    sum_mins[i] = _mm512_add_epi32(sum_mins[i], _mm512_mullo_epi32(min, _mm512_set1_epi32(x_sum)));
+  }
+}
+
 // Q4_Kx16 and Q5_Kx16 (kFifthBit): each sub-block of 32 is summed in int32 lanes over its 8 groups, then
 // multiplied by the rows' 6-bit scales (vpmulld) into the super-block's sum; the mins meet the activations'
 // sub-block sums likewise. Q5_K's fifth bits, bit s of a byte for sub-block s, are shifted to bit 4.
@@ -108,40 +126,27 @@ struct K4Panels {
       for (int i = 0; i < MR; ++i) x[i] = reinterpret_cast<const BlockQ8_K*>(xr[i]) + b;
       __m512i sum[MR], sum_mins[MR];
       for (int i = 0; i < MR; ++i) sum[i] = sum_mins[i] = _mm512_setzero_si512();
-      #pragma GCC unroll 4
       for (int c = 0; c < 4; ++c) {  // chunk c: sub-block 2c in the low nibbles, 2c + 1 in the high
         prefetch_lines<2 * kLinesPerStep>(block, 2 * kLinesPerStep * c);
-        __m512i dots[2][MR];
-        for (auto& half : dots)
-          for (auto& d : half) d = _mm512_setzero_si512();
+        __m512i even[MR], odd[MR];
+        for (int i = 0; i < MR; ++i) even[i] = odd[i] = _mm512_setzero_si512();
         #pragma GCC unroll 8
         for (int q = 0; q < 8; ++q) {
           const __m512i codes = load512(low + 64 * (8 * c + q));
-          __m512i v[2] = {_mm512_and_si512(codes, low4), _mm512_and_si512(_mm512_srli_epi16(codes, 4), low4)};
+          __m512i v_even = _mm512_and_si512(codes, low4), v_odd = _mm512_and_si512(_mm512_srli_epi16(codes, 4), low4);
           if constexpr (kFifthBit) {  // bit s of a byte for sub-block s, to bit 4
             const __m512i high = load512(block + 64 * q);
-            for (int h = 0; h < 2; ++h) {
-              const int s = 2 * c + h;
-              const __m512i at4 = s < 4 ? _mm512_sll_epi16(high, _mm_cvtsi32_si128(4 - s))
-                                        : _mm512_srl_epi16(high, _mm_cvtsi32_si128(s - 4));
-              v[h] = _mm512_or_si512(v[h], _mm512_and_si512(at4, bit4));
-            }
+            v_even = _mm512_or_si512(v_even, _mm512_and_si512(shift_to_bit4(high, 2 * c), bit4));
+            v_odd = _mm512_or_si512(v_odd, _mm512_and_si512(shift_to_bit4(high, 2 * c + 1), bit4));
           }
-          #pragma GCC unroll 4
-          for (int i = 0; i < MR; ++i)
-            for (int h = 0; h < 2; ++h)
-              dots[h][i] = _mm512_dpbusd_epi32(dots[h][i], v[h], broadcast4(x[i]->qs + 32 * (2 * c + h) + 4 * q));
-        }
-        for (int h = 0; h < 2; ++h) {
-          const int s = 2 * c + h;
-          const __m512i scale = rows_u8(low + kQ4KScales + 16 * s), min = rows_u8(low + kQ4KMins + 16 * s);
           #pragma GCC unroll 4
           for (int i = 0; i < MR; ++i) {
-            sum[i] = _mm512_add_epi32(sum[i], _mm512_mullo_epi32(dots[h][i], scale));
-            const int32_t x_sum = x[i]->bsums[2 * s] + x[i]->bsums[2 * s + 1];
-            sum_mins[i] = _mm512_add_epi32(sum_mins[i], _mm512_mullo_epi32(min, _mm512_set1_epi32(x_sum)));
+            even[i] = _mm512_dpbusd_epi32(even[i], v_even, broadcast4(x[i]->qs + 64 * c + 4 * q));
+            odd[i] = _mm512_dpbusd_epi32(odd[i], v_odd, broadcast4(x[i]->qs + 64 * c + 32 + 4 * q));
           }
         }
+        add_scaled<MR>(low, 2 * c, even, x, sum, sum_mins);
+        add_scaled<MR>(low, 2 * c + 1, odd, x, sum, sum_mins);
       }
       const __m512 d = rows_f16(low + kQ4KD), dmin = rows_f16(low + kQ4KDmin);
       #pragma GCC unroll 4
