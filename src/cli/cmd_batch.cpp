@@ -120,7 +120,7 @@ void register_batch(CLI::App& app) {
   cmd->add_option("-t,--threads", o->threads, "Compute threads")->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_option("-c,--ctx-size", o->ctx_size, "Context per pair in tokens (prompt + answer)")->capture_default_str()->check(CLI::Range(16, 1 << 20));
   cmd->add_option("--precision", o->precision, "fast (as llama.cpp: int8 activations against quantized weights, bf16 "
-                  "against bf16 weights) or exact (weights widened to f32)")
+                  "against bf16 weights; vision attention in bf16 with AVX512-BF16) or exact (f32 throughout)")
       ->capture_default_str()->check(CLI::IsMember({"exact", "fast"}));
   cmd->add_option("--isa", o->isa, "Force a kernel set: scalar, avx2 or avx512 (default: the best this CPU runs)");
   cmd->callback([o] { batch(*o); });

@@ -76,10 +76,13 @@ struct ImageFigures {
 
 // What fast precision costs against exact: at every position of a teacher-forced prompt, whether the most
 // likely next token agrees, and the KL divergence of the fast next-token distribution from the exact one.
+// For an image question also how far the fast soft tokens are from the exact ones: the root of the summed
+// squared differences over that of the exact values.
 struct AccuracyFigures {
   int64_t positions = 0;
   double top1_agreement = 0;  // fraction of positions
   double mean_kl = 0, max_kl = 0;  // nats
+  double soft_token_error = 0;
 };
 
 struct Figures {
@@ -90,7 +93,7 @@ struct Figures {
   int64_t decode_steps = 0;
   double decode_ms = 0;
   std::optional<ImageFigures> image;
-  std::optional<AccuracyFigures> accuracy;
+  std::optional<AccuracyFigures> accuracy, image_accuracy;
   size_t peak_rss = 0;
 };
 
@@ -105,6 +108,30 @@ std::vector<double> log_softmax(const std::vector<float>& logits) {
   return out;
 }
 
+// Adds up the comparison of exact and fast next-token distributions, position by position.
+class Agreement {
+ public:
+  void add(const std::vector<float>& exact_logits, const std::vector<float>& fast_logits) {
+    const std::vector<double> p = log_softmax(exact_logits), q = log_softmax(fast_logits);
+    double kl = 0;
+    for (size_t i = 0; i < p.size(); ++i) kl += std::exp(p[i]) * (p[i] - q[i]);
+    a_.mean_kl += kl;
+    a_.max_kl = std::max(a_.max_kl, kl);
+    agree_ += std::max_element(p.begin(), p.end()) - p.begin() == std::max_element(q.begin(), q.end()) - q.begin();
+    ++a_.positions;
+  }
+  AccuracyFigures figures() const {
+    AccuracyFigures a = a_;
+    a.mean_kl /= double(a.positions);
+    a.top1_agreement = double(agree_) / double(a.positions);
+    return a;
+  }
+
+ private:
+  AccuracyFigures a_;
+  int64_t agree_ = 0;
+};
+
 AccuracyFigures measure_accuracy(const BenchOptions& o, const LoadedModel& model, ThreadPool& pool,
                                  const KernelTable& kernels) {
   const Gemma3& decoder = model.decoder;
@@ -112,22 +139,13 @@ AccuracyFigures measure_accuracy(const BenchOptions& o, const LoadedModel& model
   Gemma3State exact_state(decoder, o.accuracy_tokens), fast_state(decoder, o.accuracy_tokens);
   Gemma3Workspace exact(decoder, pool, kernels, Precision::Exact), fast(decoder, pool, kernels, Precision::Fast);
   std::vector<float> exact_logits(size_t(decoder.n_vocab())), fast_logits(exact_logits.size());
-  AccuracyFigures a;
-  int64_t agree = 0;
+  Agreement agreement;
   for (const TokenId token : prompt) {
     decoder.forward(exact_state, exact, std::span(&token, 1), exact_logits.data());
     decoder.forward(fast_state, fast, std::span(&token, 1), fast_logits.data());
-    const std::vector<double> p = log_softmax(exact_logits), q = log_softmax(fast_logits);
-    double kl = 0;
-    for (size_t i = 0; i < p.size(); ++i) kl += std::exp(p[i]) * (p[i] - q[i]);
-    a.mean_kl += kl;
-    a.max_kl = std::max(a.max_kl, kl);
-    agree += std::max_element(p.begin(), p.end()) - p.begin() == std::max_element(q.begin(), q.end()) - q.begin();
-    ++a.positions;
+    agreement.add(exact_logits, fast_logits);
   }
-  a.mean_kl /= double(a.positions);
-  a.top1_agreement = double(agree) / double(a.positions);
-  return a;
+  return agreement.figures();
 }
 
 // The image question's tokens: the chat template with the image after the text, expanded as the processor does.
@@ -160,6 +178,49 @@ ImageFigures measure_image(const BenchOptions& o, const LoadedModel& model, cons
     first_token_ms.push_back(ms_since(start));
   }
   return {source, rgb.width, rgb.height, prompt.size(), median(encode_ms), median(first_token_ms)};
+}
+
+// The image question in each precision, tower and decoder alike: the soft tokens compared, then the first
+// accuracy_tokens answer positions, each precision fed exact's most likely token.
+AccuracyFigures measure_image_accuracy(const BenchOptions& o, const LoadedModel& model, const Image& rgb,
+                                       ThreadPool& pool, const KernelTable& kernels) {
+  const Gemma3& decoder = model.decoder;
+  const std::vector<TokenId> prompt = image_question(model);
+  const std::vector<ModelInput> inputs = preprocess_image(rgb, preprocess_options_for(*model.vision));
+  const int64_t n_ctx = int64_t(prompt.size()) + o.accuracy_tokens;
+  const TokenId image_token = TokenId(model.checkpoint.config().image_token_index);
+  auto encode = [&](Precision precision) {
+    auto embeddings =
+        std::make_shared<std::vector<float>>(size_t(model.vision->tokens_per_image() * model.vision->output_dim()));
+    model.vision->encode(inputs.front().pixels.data(), embeddings->data(), pool, kernels, precision);
+    return embeddings;
+  };
+  const std::shared_ptr<const std::vector<float>> exact_tokens = encode(Precision::Exact);
+  const std::shared_ptr<const std::vector<float>> fast_tokens = encode(Precision::Fast);
+  double difference = 0, norm = 0;
+  for (size_t i = 0; i < exact_tokens->size(); ++i) {
+    difference += std::pow(double((*fast_tokens)[i]) - (*exact_tokens)[i], 2);
+    norm += std::pow(double((*exact_tokens)[i]), 2);
+  }
+
+  Gemma3State exact_state(decoder, n_ctx), fast_state(decoder, n_ctx);
+  Gemma3Workspace exact(decoder, pool, kernels, Precision::Exact), fast(decoder, pool, kernels, Precision::Fast);
+  std::vector<float> exact_logits(size_t(decoder.n_vocab())), fast_logits(exact_logits.size());
+  decoder.forward(exact_state, exact, prompt, exact_logits.data(),
+                  place_images(prompt, image_token, model.vision->tokens_per_image(), {exact_tokens}));
+  decoder.forward(fast_state, fast, prompt, fast_logits.data(),
+                  place_images(prompt, image_token, model.vision->tokens_per_image(), {fast_tokens}));
+  Agreement agreement;
+  agreement.add(exact_logits, fast_logits);
+  for (int64_t i = 1; i < o.accuracy_tokens; ++i) {
+    const TokenId token = TokenId(std::max_element(exact_logits.begin(), exact_logits.end()) - exact_logits.begin());
+    decoder.forward(exact_state, exact, std::span(&token, 1), exact_logits.data());
+    decoder.forward(fast_state, fast, std::span(&token, 1), fast_logits.data());
+    agreement.add(exact_logits, fast_logits);
+  }
+  AccuracyFigures a = agreement.figures();
+  a.soft_token_error = std::sqrt(difference / norm);
+  return a;
 }
 
 Figures measure(const BenchOptions& o) {
@@ -217,6 +278,7 @@ Figures measure(const BenchOptions& o) {
   f.decode_ms = median(decode_ms);
   if (rgb) f.image = measure_image(o, *model, *rgb, image_source, session, pool, kernels);
   if (o.accuracy_tokens > 0) f.accuracy = measure_accuracy(o, *model, pool, kernels);
+  if (o.accuracy_tokens > 0 && rgb) f.image_accuracy = measure_image_accuracy(o, *model, *rgb, pool, kernels);
   f.peak_rss = peak_rss_bytes();
   return f;
 }
@@ -260,6 +322,12 @@ nlohmann::json figures_json(const BenchOptions& o, const Figures& f) {
     out["image"] = {{"source", f.image->source},         {"width", f.image->width},
                     {"height", f.image->height},         {"prompt_tokens", f.image->prompt_tokens},
                     {"encode_ms", f.image->encode_ms},   {"first_token_ms", f.image->first_token_ms}};
+  if (f.image_accuracy)
+    out["image"]["fast_vs_exact"] = {{"answer_positions", f.image_accuracy->positions},
+                                     {"top1_agreement", f.image_accuracy->top1_agreement},
+                                     {"mean_kl", f.image_accuracy->mean_kl},
+                                     {"max_kl", f.image_accuracy->max_kl},
+                                     {"soft_token_relative_error", f.image_accuracy->soft_token_error}};
   return out;
 }
 
@@ -289,6 +357,12 @@ void print_table(const BenchOptions& o, const Figures& f) {
     const std::string what = "fast vs exact, " + std::to_string(f.accuracy->positions) + " positions";
     std::printf("%-46s %10.1f %% top-1 agree, KL mean %.2e max %.2e\n", what.c_str(), 100 * f.accuracy->top1_agreement,
                 f.accuracy->mean_kl, f.accuracy->max_kl);
+  }
+  if (f.image_accuracy) {
+    const AccuracyFigures& a = *f.image_accuracy;
+    const std::string what = "fast vs exact, image, " + std::to_string(a.positions) + " answer positions";
+    std::printf("%-46s %10.1f %% top-1 agree, KL mean %.2e max %.2e; soft tokens off by %.2e (relative)\n",
+                what.c_str(), 100 * a.top1_agreement, a.mean_kl, a.max_kl, a.soft_token_error);
   }
   std::printf("%-46s %11.2f GB  (text %.2f GB)\n", "weights", gb(f.weight_bytes), gb(f.text_weight_bytes));
   const std::string kv = "KV cache, " + std::to_string(f.n_ctx) + " tokens";
@@ -328,13 +402,14 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--quant", o->quant, "Quantize the decoder's matrices at load: q8_0, q4_0, q4_k, q5_k, q6_k or nf4");
   add_adapter_options(*cmd, o->adapters);
   cmd->add_option("--precision", o->precision,
-                  "exact (weights widened to f32) or fast (as llama.cpp: int8 activations against quantized weights, bf16 "
-                  "against bf16 weights)")
+                  "exact (f32 throughout) or fast (as llama.cpp: int8 activations against quantized weights, bf16 "
+                  "against bf16 weights; vision attention in bf16 with AVX512-BF16)")
       ->capture_default_str()
       ->check(CLI::IsMember({"exact", "fast"}));
   cmd->add_option("--accuracy", o->accuracy_tokens,
                   "Also measure what fast precision costs: feed this many tokens of the fixed prompt through both "
-                  "precisions and report top-1 agreement and the KL divergence of fast from exact")
+                  "precisions and report top-1 agreement and the KL divergence of fast from exact; with --image, "
+                  "also answer the image question in both (tower and decoder) and compare this many answer positions")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 16));
   cmd->add_option("-t,--threads", o->threads, "Threads")->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_option("--repeat", o->repeat, "Runs of each measurement; the median is reported")

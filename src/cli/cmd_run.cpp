@@ -264,8 +264,8 @@ void register_run(CLI::App& app) {
   cmd->add_option("-c,--ctx-size", o->ctx_size, "Context length in tokens (default: prompt + max-new-tokens)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--isa", o->isa, "Force a kernel set: scalar, avx2 or avx512 (default: the best this CPU runs)");
   cmd->add_option("--precision", o->precision, "exact (weights widened to f32, as the parity tests run) or fast (as llama.cpp: "
-                  "int8 activations against quantized weights, bf16 against bf16 weights; f32 and f16 weights are exact "
-                  "either way)")
+                  "int8 activations against quantized weights, bf16 against bf16 weights, and the vision tower's attention "
+                  "in bf16 where the CPU has AVX512-BF16; f32 and f16 weights are exact either way)")
       ->capture_default_str()->check(CLI::IsMember({"exact", "fast"}));
   cmd->add_flag("--json", o->json, "Print one JSON object: text, token ids, timings (and log-probs)");
   cmd->add_option("--logprobs", o->generation.logprobs, "With --json: the top-K log-probabilities at each step")->check(CLI::Range(0, 100));

@@ -129,7 +129,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--cors-origin", o->server.cors_origin, "Allow browser pages from this origin (e.g. http://localhost:3000) "
                   "to call the API; no CORS headers without it");
   cmd->add_option("--precision", o->precision, "fast (as llama.cpp: int8 activations against quantized weights, bf16 "
-                  "against bf16 weights) or exact (weights widened to f32)")->capture_default_str()->check(CLI::IsMember({"exact", "fast"}));
+                  "against bf16 weights; vision attention in bf16 with AVX512-BF16) or exact (f32 throughout)")->capture_default_str()->check(CLI::IsMember({"exact", "fast"}));
   cmd->add_option("--access-log", o->server.access_log, "Append one line per request (time, method, path, status, ms, "
                   "bytes; never questions or images) to this file, or - for stdout");
   cmd->callback([o] { serve(*o); });

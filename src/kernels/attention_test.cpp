@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "kernels/bf16_matmul.h"
+
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -11,11 +13,19 @@
 namespace medlab {
 namespace {
 
-std::vector<std::pair<std::string, AttentionFn>> every_version_on_this_cpu() {
+std::vector<std::pair<std::string, AttentionFn>> exact_versions_on_this_cpu() {
   std::vector<std::pair<std::string, AttentionFn>> versions{{"scalar", &attention_scalar}};
   if (AttentionFn avx2 = attention_avx2()) versions.emplace_back("avx2", avx2);
   return versions;
 }
+
+std::vector<std::pair<std::string, AttentionFn>> every_version_on_this_cpu() {
+  std::vector<std::pair<std::string, AttentionFn>> versions = exact_versions_on_this_cpu();
+  if (AttentionFn bf16 = attention_avx512_bf16()) versions.emplace_back("bf16", bf16);
+  return versions;
+}
+
+double as_bf16(float v) { return bf16_to_f32(bf16_activation(v)); }
 
 std::vector<float> random_values(int64_t n, float spread, std::mt19937& rng) {
   std::normal_distribution<float> normal(0.0f, spread);
@@ -51,16 +61,19 @@ struct Case {
     fn({end - begin, qs.data(), outs.data(), first.data() + begin, last.data() + begin}, kv(), shape);
   }
 
-  // softmax(q . k * scale, softcapped) v in float64, and the largest scale * sum |q_d k_d|: f32 scores are
-  // only good to a few ulps of that, and the outputs follow them.
-  std::vector<double> expect(int64_t r, double& magnitude) const {
+  // softmax(q . k * scale, softcapped) v in float64, from q, k and v as given or rounded to bf16 first; the
+  // largest scale * sum |q_d k_d| (f32 scores are only good to a few ulps of that, and the outputs follow
+  // them), and per dim the mean of |v_d| under the softmax weights.
+  std::vector<double> expect(int64_t r, double& magnitude, std::vector<double>* weighted_abs = nullptr,
+                             bool bf16_inputs = false) const {
+    auto in = [&](float x) { return bf16_inputs ? as_bf16(x) : double(x); };
     std::vector<double> scores;
     double max = -INFINITY;
     magnitude = 0;
     for (int64_t j = first[size_t(r)]; j <= last[size_t(r)]; ++j) {
       double dot = 0, abs_dot = 0;
       for (int64_t d = 0; d < head_dim; ++d) {
-        const double product = double(q[size_t(r * head_dim + d)]) * k[size_t((j % capacity) * head_dim + d)];
+        const double product = in(q[size_t(r * head_dim + d)]) * in(k[size_t((j % capacity) * head_dim + d)]);
         dot += product;
         abs_dot += std::abs(product);
       }
@@ -73,9 +86,14 @@ struct Case {
     double sum = 0;
     for (double& s : scores) sum += (s = std::exp(s - max));
     std::vector<double> out(size_t(head_dim), 0.0);
+    if (weighted_abs) weighted_abs->assign(size_t(head_dim), 0.0);
     for (int64_t j = first[size_t(r)]; j <= last[size_t(r)]; ++j)
-      for (int64_t d = 0; d < head_dim; ++d)
-        out[size_t(d)] += scores[size_t(j - first[size_t(r)])] / sum * v[size_t((j % capacity) * head_dim + d)];
+      for (int64_t d = 0; d < head_dim; ++d) {
+        const double weight = scores[size_t(j - first[size_t(r)])] / sum;
+        const double value = in(v[size_t((j % capacity) * head_dim + d)]);
+        out[size_t(d)] += weight * value;
+        if (weighted_abs) (*weighted_abs)[size_t(d)] += weight * std::abs(value);
+      }
     return out;
   }
 };
@@ -127,10 +145,10 @@ std::vector<Case> cases(std::mt19937& rng) {
   return all;
 }
 
-TEST(Attention, MatchesFloat64ReferenceForEveryVersion) {
+TEST(Attention, MatchesFloat64ReferenceForEveryExactVersion) {
   std::mt19937 rng(5);
   for (const Case& c : cases(rng)) {
-    for (const auto& [name, fn] : every_version_on_this_cpu()) {
+    for (const auto& [name, fn] : exact_versions_on_this_cpu()) {
       std::vector<float> out(size_t(c.rows() * c.head_dim));
       c.run(fn, 0, c.rows(), out);
       for (int64_t r = 0; r < c.rows(); ++r) {
@@ -139,6 +157,31 @@ TEST(Attention, MatchesFloat64ReferenceForEveryVersion) {
         for (int64_t d = 0; d < c.head_dim; ++d)
           ASSERT_NEAR(out[size_t(r * c.head_dim + d)], expect[size_t(d)], 1e-6 + 2e-7 * magnitude)
               << name << " head_dim " << c.head_dim << " row " << r << " dim " << d;
+      }
+    }
+  }
+}
+
+// The fast version against float64 on the same bf16-rounded q, k and v. Rounding each probability to bf16
+// moves it by at most 2^-9 of itself, and renormalising by the rounded sum moves an output by at most twice
+// that times the weighted mean of |v|; f32 sums of the exact bf16 products move the scores by about
+// head_dim ulps of the magnitude, which moves the weights relatively by twice that.
+TEST(Attention, FastBf16WithinTheBoundOfItsRounding) {
+  const AttentionFn fn = attention_avx512_bf16();
+  if (!fn) GTEST_SKIP() << "this CPU lacks AVX512-BF16";
+  std::mt19937 rng(5);
+  for (const Case& c : cases(rng)) {
+    std::vector<float> out(size_t(c.rows() * c.head_dim));
+    c.run(fn, 0, c.rows(), out);
+    for (int64_t r = 0; r < c.rows(); ++r) {
+      double magnitude;
+      std::vector<double> weighted_abs;
+      const std::vector<double> expect = c.expect(r, magnitude, &weighted_abs, true);
+      const double relative = std::ldexp(1.0, -8) + 1e-4 + 4 * double(c.head_dim) * std::ldexp(magnitude, -23);
+      for (int64_t d = 0; d < c.head_dim; ++d) {
+        const double error = std::abs(out[size_t(r * c.head_dim + d)] - expect[size_t(d)]);
+        ASSERT_LE(error, 1e-7 + relative * weighted_abs[size_t(d)])
+            << "head_dim " << c.head_dim << " row " << r << " dim " << d;
       }
     }
   }

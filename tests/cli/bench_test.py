@@ -58,7 +58,8 @@ def tensor_bytes(model_dir):
 
 config = json.load(open(os.path.join(models["tiny"], "config.json")))
 text_config = config["text_config"]
-r = bench("--model", models["tiny"], "--threads", "2", "-p", "16,40", "-n", "8", "--image", "synthetic", "--json")
+r = bench("--model", models["tiny"], "--threads", "2", "-p", "16,40", "-n", "8", "--image", "synthetic", "--accuracy", "3",
+          "--json")
 check("bench --json exits 0", r.returncode == 0, r.stderr)
 report = json.loads(r.stdout)
 
@@ -88,6 +89,13 @@ tokens_per_image = config["mm_tokens_per_image"]
 check("image question holds the image's soft tokens", image.get("prompt_tokens", 0) > tokens_per_image, image)
 check("first answer token comes after the encode",
       0 < image.get("encode_ms", 0) <= image.get("first_token_ms", 0), image)
+text_accuracy, image_accuracy = report.get("fast_vs_exact", {}), image.get("fast_vs_exact", {})
+check("--accuracy compares that many prompt positions", text_accuracy.get("positions") == 3, text_accuracy)
+check("--accuracy with --image compares that many answer positions", image_accuracy.get("answer_positions") == 3
+      and 0 <= image_accuracy.get("top1_agreement", -1) <= 1 and image_accuracy.get("mean_kl", -1) >= 0, image_accuracy)
+# Fast soft tokens differ from exact only by bf16 rounding (nothing at all where fast runs exact kernels).
+check("fast soft tokens stay close to exact", 0 <= image_accuracy.get("soft_token_relative_error", -1) < 0.05,
+      image_accuracy)
 check("peak RSS covers the weights and is below 4 GB", total < report["peak_rss_bytes"] < 4e9, report["peak_rss_bytes"])
 
 r = bench("--model", models["tiny-text"], "-p", "8", "-n", "2", "--threads", "1")

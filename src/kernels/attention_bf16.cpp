@@ -1,0 +1,324 @@
+// Fused attention in fast precision on AVX512-BF16: queries, keys, values and probabilities rounded to bf16,
+// every product summed in f32 by vdpbf16ps, the softmax statistics kept in f32.
+//
+// The queries of a call lie across the lanes (16 rows to a register), so a block's keys need no transposing:
+// scores come out one key to a register, 16 rows at once, for tiles of 32 rows x 8 keys, and the softmax
+// maximum and sum are vertical operations over the keys. The probabilities of two keys form a bf16 pair per
+// row, which meets the two keys' values paired the same way, in tiles of 4 rows x up to 80 dims.
+//
+// A row's arithmetic is fixed by its own range, as in the other versions: key blocks start at multiples of
+// 64, keys outside the row's range score -inf and weigh exactly 0, and a block that the row does not see
+// leaves its statistics and output unchanged (a correction of exactly 1 and products of 0).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/bf16_matmul.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16")
+#ifdef __clang__  // clang ignores GCC target pragmas; this is its way to say the same
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))), apply_to = function)
+#endif
+
+namespace medlab {
+namespace {
+
+constexpr int64_t kBlock = 64;  // keys per block
+constexpr int kTileRows = 32;   // query rows per tile: two registers of lanes
+constexpr int kTileKeys = 8;    // keys per score tile
+
+// e^x for x <= 0 (and -inf), good to a few parts in 10^6 (the result is rounded to bf16 next): 2^n e^r with
+// n = round(x log2 e), |r| <= ln2/2, and e^r by its Taylor series to degree 5. Inputs below the smallest
+// normal result give 0; e^0 is exactly 1.
+inline __m512 exp_nonpositive(__m512 x) {
+  const __mmask16 normal = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ);
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 120);
+  for (const float c : {1.0f / 24, 1.0f / 6, 0.5f}) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+  const __m512 e = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
+  return _mm512_maskz_scalef_ps(normal, e, n);
+}
+
+// Two registers of 16 floats, a and b, to the bf16 pairs (a[l], b[l]) in the 32-bit lanes l.
+inline __m512i interleave_bf16(__m512 a, __m512 b) {
+  // vcvtne2ps2bf16 puts b's words above a's; word 2l takes a's word l and word 2l + 1 b's.
+  const __m512i pairs = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(pairs, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+}
+
+// A mask of the first n of 16 lanes (none when n <= 0).
+inline __mmask16 first_lanes(int64_t n) { return __mmask16(n >= 16 ? 0xffff : n <= 0 ? 0 : (1u << n) - 1); }
+
+// The bf16 pairs of n floats in their own order (n even): pair s holds x[2s] and x[2s + 1].
+void to_pairs(const float* x, int64_t n, uint32_t* pairs) {
+  for (int64_t c = 0; c < n; c += 32) {
+    const __m512 lo = _mm512_maskz_loadu_ps(first_lanes(n - c), x + c);
+    const __m512 hi = _mm512_maskz_loadu_ps(first_lanes(n - c - 16), x + c + 16);
+    _mm512_mask_storeu_epi32(pairs + c / 2, first_lanes((n - c) / 2), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+  }
+}
+
+struct Scratch {
+  std::vector<uint32_t> queries;  // pair s of row r at [s * lanes + r], lanes = rows rounded up to 16
+  std::vector<uint32_t> keys;     // pair s of block key j at [j * key_stride + s]
+  std::vector<uint32_t> values;   // (value 2t, value 2t + 1) at dim d at [t * value_stride + d]
+  std::vector<float> scores;      // block key j, tile lane l at [j * kTileRows + l]
+  std::vector<uint32_t> probs;    // (p of key 2t, p of key 2t + 1) of tile lane l at [t * kTileRows + l]
+  std::vector<float> max, sum;    // per row
+  std::vector<int32_t> first, last;  // a tile's ranges relative to the block, clamped to -1..kBlock
+};
+
+// How a tile's dot products become scores: scaled, softcapped, and -inf outside each lane's range (unless every
+// lane sees every key of the block); with the maximum score of each lane so far in the block.
+struct ScoreRule {
+  __m512 scale;
+  float softcap;
+  bool masked;
+  __m512i first[2], last[2];  // per register of lanes, relative to the block
+  __m512 max[2];
+};
+
+// scores[j][l] for the tile's QV * 16 rows and the 8 keys from j0: q[l] . key j, then the rule.
+template <int QV>
+void score_tile(const uint32_t* queries, int64_t lanes, const uint32_t* keys, int64_t key_stride, int64_t pairs,
+                int64_t j0, ScoreRule& rule, float* scores) {
+  __m512 acc[QV][kTileKeys];
+  #pragma GCC unroll 8
+  for (int k = 0; k < kTileKeys; ++k)
+    #pragma GCC unroll 2
+    for (int v = 0; v < QV; ++v) acc[v][k] = _mm512_setzero_ps();
+  const uint32_t* key = keys + j0 * key_stride;
+  for (int64_t s = 0; s < pairs; ++s) {
+    __m512bh q[QV];
+    #pragma GCC unroll 2
+    for (int v = 0; v < QV; ++v) q[v] = (__m512bh)_mm512_loadu_si512(queries + s * lanes + v * 16);
+    #pragma GCC unroll 8
+    for (int k = 0; k < kTileKeys; ++k) {
+      const __m512bh kk = (__m512bh)_mm512_set1_epi32(int(key[k * key_stride + s]));
+      #pragma GCC unroll 2
+      for (int v = 0; v < QV; ++v) acc[v][k] = _mm512_dpbf16_ps(acc[v][k], q[v], kk);
+    }
+  }
+  #pragma GCC unroll 8
+  for (int k = 0; k < kTileKeys; ++k)
+    #pragma GCC unroll 2
+    for (int v = 0; v < QV; ++v) {
+      __m512 x = _mm512_mul_ps(acc[v][k], rule.scale);
+      if (rule.softcap > 0) {
+        alignas(64) float capped[16];
+        _mm512_store_ps(capped, x);
+        for (float& c : capped) c = std::tanh(c / rule.softcap) * rule.softcap;
+        x = _mm512_load_ps(capped);
+      }
+      if (rule.masked) {
+        const __m512i index = _mm512_set1_epi32(int32_t(j0 + k));
+        const __mmask16 outside =
+            _mm512_cmpgt_epi32_mask(rule.first[v], index) | _mm512_cmpgt_epi32_mask(index, rule.last[v]);
+        x = _mm512_mask_blend_ps(outside, x, _mm512_set1_ps(-INFINITY));
+      }
+      _mm512_storeu_ps(scores + (j0 + k) * kTileRows + v * 16, x);
+      rule.max[v] = _mm512_max_ps(rule.max[v], x);
+    }
+}
+
+// out[i][d0 .. d0 + 16 NV) = out[i] * correction[i] + the probability pairs of rows i times the value pairs
+// t0..t1 - 1; `dims` of the NV * 16 are real (the rest of the last register is left alone).
+template <int MR, int NV>
+void value_tile(float* const* out, const uint32_t* const* probs, const float* correction, const uint32_t* values,
+                int64_t value_stride, int64_t d0, int64_t dims, int64_t t0, int64_t t1) {
+  __m512 acc[MR][NV];
+  #pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i) {
+    const __m512 c = _mm512_set1_ps(correction[i]);
+    #pragma GCC unroll 5
+    for (int v = 0; v < NV; ++v)
+      acc[i][v] = _mm512_mul_ps(_mm512_maskz_loadu_ps(first_lanes(dims - v * 16), out[i] + d0 + v * 16), c);
+  }
+  for (int64_t t = t0; t < t1; ++t) {
+    __m512bh val[NV];
+    #pragma GCC unroll 5
+    for (int v = 0; v < NV; ++v) val[v] = (__m512bh)_mm512_loadu_si512(values + t * value_stride + d0 + v * 16);
+    #pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      const __m512bh p = (__m512bh)_mm512_set1_epi32(int(probs[i][t * kTileRows]));
+      #pragma GCC unroll 5
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], p, val[v]);
+    }
+  }
+  #pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i)
+    #pragma GCC unroll 5
+    for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(out[i] + d0 + v * 16, first_lanes(dims - v * 16), acc[i][v]);
+}
+
+// Every dim of MR rows, in tiles of up to 5 registers (80 dims): SigLIP's 72 in one.
+template <int MR>
+void value_rows(float* const* out, const uint32_t* const* probs, const float* correction, const uint32_t* values,
+                int64_t value_stride, int64_t hd, int64_t t0, int64_t t1) {
+  for (int64_t d0 = 0; d0 < hd;) {
+    const int64_t left = (hd - d0 + 15) / 16, nv = left <= 5 ? left : 4, dims = std::min<int64_t>(nv * 16, hd - d0);
+    switch (nv) {
+      case 5: value_tile<MR, 5>(out, probs, correction, values, value_stride, d0, dims, t0, t1); break;
+      case 4: value_tile<MR, 4>(out, probs, correction, values, value_stride, d0, dims, t0, t1); break;
+      case 3: value_tile<MR, 3>(out, probs, correction, values, value_stride, d0, dims, t0, t1); break;
+      case 2: value_tile<MR, 2>(out, probs, correction, values, value_stride, d0, dims, t0, t1); break;
+      default: value_tile<MR, 1>(out, probs, correction, values, value_stride, d0, dims, t0, t1); break;
+    }
+    d0 += dims;
+  }
+}
+
+void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const AttentionShape& shape) {
+  const int64_t hd = shape.head_dim, n = rows.n, pairs = hd / 2;
+  if (n == 0) return;
+  const int64_t lanes = (n + 15) / 16 * 16;
+  const int64_t key_stride = (hd + 31) / 32 * 16, value_stride = (hd + 15) / 16 * 16;
+  static thread_local Scratch s;  // only grows
+  auto grow = [](auto& v, int64_t size) {
+    if (v.size() < size_t(size)) v.resize(size_t(size));
+  };
+  grow(s.queries, pairs * lanes);
+  grow(s.keys, kBlock * key_stride);
+  grow(s.values, kBlock / 2 * value_stride);
+  grow(s.scores, kBlock * kTileRows);
+  grow(s.probs, kBlock / 2 * kTileRows);
+  grow(s.max, lanes);
+  grow(s.sum, lanes);
+  grow(s.first, kTileRows);
+  grow(s.last, kTileRows);
+
+  // Queries across the lanes; the padding lanes hold zeros and see every key, and are never written out.
+  int64_t lo = rows.first[0], hi = rows.last[0];
+  for (int64_t r = 0; r < lanes; ++r) {
+    for (int64_t p = 0; p < pairs; ++p) {
+      const uint32_t low = r < n ? bf16_activation(rows.q[r][2 * p]) : 0;
+      const uint32_t high = r < n ? bf16_activation(rows.q[r][2 * p + 1]) : 0;
+      s.queries[size_t(p * lanes + r)] = low | high << 16;
+    }
+    s.max[size_t(r)] = -INFINITY;
+    s.sum[size_t(r)] = 0;
+    if (r >= n) continue;
+    lo = std::min(lo, rows.first[r]);
+    hi = std::max(hi, rows.last[r]);
+    std::fill(rows.out[r], rows.out[r] + hd, 0.0f);
+  }
+
+  const __m512 scale = _mm512_set1_ps(shape.scale), minus_inf = _mm512_set1_ps(-INFINITY);
+  const __m512bh ones = (__m512bh)_mm512_set1_epi32(0x3f803f80);  // a pair of bf16 1.0
+  const float* value_rows_of_block[kBlock];
+  for (int64_t b0 = lo / kBlock * kBlock; b0 <= hi; b0 += kBlock) {
+    // Keys j0..j1 - 1 (from b0, groups of 8) hold all that any row sees; the others point at seen keys.
+    const int64_t j0 = (std::max(b0, lo) - b0) / 8 * 8, j1 = (std::min(b0 + kBlock - 1, hi) - b0) / 8 * 8 + 8;
+    for (int64_t j = j0; j < j1; ++j) {
+      const int64_t slot = (b0 + std::clamp(j, lo - b0, hi - b0)) % kv.capacity;
+      to_pairs(kv.k + slot * kv.row_stride, hd, s.keys.data() + j * key_stride);
+      value_rows_of_block[j] = kv.v + slot * kv.row_stride;
+    }
+    for (int64_t j = j0; j < j1; j += 2)
+      for (int64_t d = 0; d < hd; d += 16) {
+        const __mmask16 real = first_lanes(hd - d);
+        const __m512 a = _mm512_maskz_loadu_ps(real, value_rows_of_block[j] + d);
+        const __m512 b = _mm512_maskz_loadu_ps(real, value_rows_of_block[j + 1] + d);
+        _mm512_storeu_si512(s.values.data() + j / 2 * value_stride + d, interleave_bf16(a, b));
+      }
+
+    for (int64_t r0 = 0; r0 < lanes; r0 += kTileRows) {
+      const int64_t tile_lanes = std::min<int64_t>(kTileRows, lanes - r0), tile_rows = std::min<int64_t>(tile_lanes, n - r0);
+      // Each lane's range within the block; the tile is skipped when no row sees the block.
+      bool seen = false, whole = true;
+      for (int64_t l = 0; l < tile_lanes; ++l) {
+        const bool real = l < tile_rows;
+        const int64_t first = real ? rows.first[r0 + l] - b0 : 0, last = real ? rows.last[r0 + l] - b0 : kBlock - 1;
+        s.first[size_t(l)] = int32_t(std::clamp<int64_t>(first, -1, kBlock));
+        s.last[size_t(l)] = int32_t(std::clamp<int64_t>(last, -1, kBlock));
+        seen |= real && first < kBlock && last >= 0;
+        whole &= first <= j0 && last >= j1 - 1;
+      }
+      if (!seen) continue;
+
+      ScoreRule rule{scale, shape.softcap, !whole, {}, {}, {minus_inf, minus_inf}};
+      for (int64_t v = 0; v < tile_lanes / 16; ++v) {
+        rule.first[v] = _mm512_loadu_si512(s.first.data() + v * 16);
+        rule.last[v] = _mm512_loadu_si512(s.last.data() + v * 16);
+      }
+      const uint32_t* queries = s.queries.data() + r0;
+      for (int64_t j = j0; j < j1; j += kTileKeys) {
+        if (tile_lanes == 32) score_tile<2>(queries, lanes, s.keys.data(), key_stride, pairs, j, rule, s.scores.data());
+        else score_tile<1>(queries, lanes, s.keys.data(), key_stride, pairs, j, rule, s.scores.data());
+      }
+
+      // Per register of 16 lanes: the probabilities as bf16 pairs, their sum, and the statistics' update.
+      alignas(64) float correction[kTileRows];
+      for (int64_t v = 0; v < tile_lanes / 16; ++v) {
+        const float* scores = s.scores.data() + v * 16;
+        const __m512 block_max = rule.max[v];
+        const __m512 old_max = _mm512_loadu_ps(s.max.data() + r0 + v * 16);
+        const __m512 new_max = _mm512_max_ps(old_max, block_max);
+        // A row that has seen no key yet subtracts 0, so that -inf - -inf never makes a NaN.
+        const __m512 m = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(new_max, minus_inf, _CMP_EQ_OQ), new_max,
+                                              _mm512_setzero_ps());
+        __m512 sum = _mm512_setzero_ps();
+        for (int64_t j = j0; j < j1; j += 2) {
+          const __m512 p0 = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(scores + j * kTileRows), m));
+          const __m512 p1 = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(scores + (j + 1) * kTileRows), m));
+          const __m512i pair = interleave_bf16(p0, p1);
+          _mm512_storeu_si512(s.probs.data() + j / 2 * kTileRows + v * 16, pair);
+          // The sum is of the rounded probabilities, the weights the values actually get.
+          sum = _mm512_dpbf16_ps(sum, (__m512bh)pair, ones);
+        }
+        const __m512 c = exp_nonpositive(_mm512_sub_ps(old_max, m));
+        _mm512_store_ps(correction + v * 16, c);
+        _mm512_storeu_ps(s.max.data() + r0 + v * 16, new_max);
+        float* row_sums = s.sum.data() + r0 + v * 16;
+        _mm512_storeu_ps(row_sums, _mm512_fmadd_ps(_mm512_loadu_ps(row_sums), c, sum));
+      }
+
+      // out = out * correction + P V for the tile's real rows.
+      for (int64_t i0 = 0; i0 < tile_rows; i0 += 4) {
+        const int mr = int(std::min<int64_t>(4, tile_rows - i0));
+        float* out[4];
+        const uint32_t* probs[4];
+        for (int i = 0; i < mr; ++i) {
+          out[i] = rows.out[r0 + i0 + i];
+          probs[i] = s.probs.data() + i0 + i;
+        }
+        const float* c = correction + i0;
+        const uint32_t* values = s.values.data();
+        switch (mr) {
+          case 4: value_rows<4>(out, probs, c, values, value_stride, hd, j0 / 2, j1 / 2); break;
+          case 3: value_rows<3>(out, probs, c, values, value_stride, hd, j0 / 2, j1 / 2); break;
+          case 2: value_rows<2>(out, probs, c, values, value_stride, hd, j0 / 2, j1 / 2); break;
+          default: value_rows<1>(out, probs, c, values, value_stride, hd, j0 / 2, j1 / 2); break;
+        }
+      }
+    }
+  }
+  for (int64_t r = 0; r < n; ++r) {
+    const float inv = 1.0f / s.sum[size_t(r)];
+    for (int64_t d = 0; d < hd; ++d) rows.out[r][d] *= inv;
+  }
+}
+
+}  // namespace
+
+#ifdef __clang__
+#pragma clang attribute pop
+#endif
+#pragma GCC pop_options
+
+AttentionFn attention_avx512_bf16() {
+  const bool usable = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+  return usable ? &attention_bf16_impl : nullptr;
+}
+
+}  // namespace medlab
