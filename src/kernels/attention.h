@@ -46,7 +46,7 @@ void attention(const KernelTable& kernels, const AttentionRows& rows, const KvHe
                Precision precision = Precision::Exact);
 
 // The versions, for tests: the scalar reference, AVX2 (null when the CPU lacks AVX2, FMA or F16C), and the
-// fast bf16 one (null without AVX512-BF16; head_dim even).
+// fast bf16 one (null without AVX512-BF16; head_dim a multiple of 8).
 using AttentionFn = void (*)(const AttentionRows& rows, const KvHead& kv, const AttentionShape& shape);
 void attention_scalar(const AttentionRows& rows, const KvHead& kv, const AttentionShape& shape);
 AttentionFn attention_avx2();

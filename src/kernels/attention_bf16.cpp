@@ -4,7 +4,8 @@
 // The queries of a call lie across the lanes (16 rows to a register), so a block's keys need no transposing:
 // scores come out one key to a register, 16 rows at once, for tiles of 32 rows x 8 keys, and the softmax
 // maximum and sum are vertical operations over the keys. The probabilities of two keys form a bf16 pair per
-// row, which meets the two keys' values paired the same way, in tiles of 4 rows x up to 80 dims.
+// row, which meets the two keys' values paired the same way, in tiles of 32 rows x 8 dims; the outputs stay
+// across the lanes until the end of the call.
 //
 // A row's arithmetic is fixed by its own range, as in the other versions: key blocks start at multiples of
 // 64, keys outside the row's range score -inf and weigh exactly 0, and a block that the row does not see
@@ -72,6 +73,7 @@ struct Scratch {
   std::vector<uint32_t> keys;     // pair s of block key j at [j * key_stride + s]
   std::vector<uint32_t> values;   // (value 2t, value 2t + 1) at dim d at [t * value_stride + d]
   std::vector<float> scores;      // block key j, tile lane l at [j * kTileRows + l]
+  std::vector<float> outputs;     // dim d of row r at [d * lanes + r], before the division by the sum
   std::vector<uint32_t> probs;    // (p of key 2t, p of key 2t + 1) of tile lane l at [t * kTileRows + l]
   std::vector<float> max, sum;    // per row
   std::vector<int32_t> first, last;  // a tile's ranges relative to the block, clamped to -1..kBlock
@@ -130,51 +132,32 @@ void score_tile(const uint32_t* queries, int64_t lanes, const uint32_t* keys, in
     }
 }
 
-// out[i][d0 .. d0 + 16 NV) = out[i] * correction[i] + the probability pairs of rows i times the value pairs
-// t0..t1 - 1; `dims` of the NV * 16 are real (the rest of the last register is left alone).
-template <int MR, int NV>
-void value_tile(float* const* out, const uint32_t* const* probs, const float* correction, const uint32_t* values,
-                int64_t value_stride, int64_t d0, int64_t dims, int64_t t0, int64_t t1) {
-  __m512 acc[MR][NV];
-  #pragma GCC unroll 4
-  for (int i = 0; i < MR; ++i) {
-    const __m512 c = _mm512_set1_ps(correction[i]);
-    #pragma GCC unroll 5
-    for (int v = 0; v < NV; ++v)
-      acc[i][v] = _mm512_mul_ps(_mm512_maskz_loadu_ps(first_lanes(dims - v * 16), out[i] + d0 + v * 16), c);
-  }
+// outputs[d][l] = outputs[d][l] * correction[l] + the sum over key pairs t0..t1 - 1 of lane l's probability
+// pair times the value pair at dim d, for dims d0..d0 + 7 and the tile's QV * 16 lanes.
+template <int QV>
+void value_tile(float* outputs, int64_t lanes, const uint32_t* probs, const __m512* correction, const uint32_t* values,
+                int64_t value_stride, int64_t d0, int64_t t0, int64_t t1) {
+  __m512 acc[QV][8];
+  #pragma GCC unroll 8
+  for (int e = 0; e < 8; ++e)
+    #pragma GCC unroll 2
+    for (int v = 0; v < QV; ++v)
+      acc[v][e] = _mm512_mul_ps(_mm512_loadu_ps(outputs + (d0 + e) * lanes + v * 16), correction[v]);
   for (int64_t t = t0; t < t1; ++t) {
-    __m512bh val[NV];
-    #pragma GCC unroll 5
-    for (int v = 0; v < NV; ++v) val[v] = (__m512bh)_mm512_loadu_si512(values + t * value_stride + d0 + v * 16);
-    #pragma GCC unroll 4
-    for (int i = 0; i < MR; ++i) {
-      const __m512bh p = (__m512bh)_mm512_set1_epi32(int(probs[i][t * kTileRows]));
-      #pragma GCC unroll 5
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], p, val[v]);
+    __m512bh p[QV];
+    #pragma GCC unroll 2
+    for (int v = 0; v < QV; ++v) p[v] = (__m512bh)_mm512_loadu_si512(probs + t * kTileRows + v * 16);
+    #pragma GCC unroll 8
+    for (int e = 0; e < 8; ++e) {
+      const __m512bh value = (__m512bh)_mm512_set1_epi32(int(values[t * value_stride + d0 + e]));
+      #pragma GCC unroll 2
+      for (int v = 0; v < QV; ++v) acc[v][e] = _mm512_dpbf16_ps(acc[v][e], p[v], value);
     }
   }
-  #pragma GCC unroll 4
-  for (int i = 0; i < MR; ++i)
-    #pragma GCC unroll 5
-    for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(out[i] + d0 + v * 16, first_lanes(dims - v * 16), acc[i][v]);
-}
-
-// Every dim of MR rows, in tiles of up to 5 registers (80 dims): SigLIP's 72 in one.
-template <int MR>
-void value_rows(float* const* out, const uint32_t* const* probs, const float* correction, const uint32_t* values,
-                int64_t value_stride, int64_t hd, int64_t t0, int64_t t1) {
-  for (int64_t d0 = 0; d0 < hd;) {
-    const int64_t left = (hd - d0 + 15) / 16, nv = left <= 5 ? left : 4, dims = std::min<int64_t>(nv * 16, hd - d0);
-    switch (nv) {
-      case 5: value_tile<MR, 5>(out, probs, correction, values, value_stride, d0, dims, t0, t1); break;
-      case 4: value_tile<MR, 4>(out, probs, correction, values, value_stride, d0, dims, t0, t1); break;
-      case 3: value_tile<MR, 3>(out, probs, correction, values, value_stride, d0, dims, t0, t1); break;
-      case 2: value_tile<MR, 2>(out, probs, correction, values, value_stride, d0, dims, t0, t1); break;
-      default: value_tile<MR, 1>(out, probs, correction, values, value_stride, d0, dims, t0, t1); break;
-    }
-    d0 += dims;
-  }
+  #pragma GCC unroll 8
+  for (int e = 0; e < 8; ++e)
+    #pragma GCC unroll 2
+    for (int v = 0; v < QV; ++v) _mm512_storeu_ps(outputs + (d0 + e) * lanes + v * 16, acc[v][e]);
 }
 
 void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const AttentionShape& shape) {
@@ -190,6 +173,7 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
   grow(s.keys, kBlock * key_stride);
   grow(s.values, kBlock / 2 * value_stride);
   grow(s.scores, kBlock * kTileRows);
+  grow(s.outputs, hd * lanes);
   grow(s.probs, kBlock / 2 * kTileRows);
   grow(s.max, lanes);
   grow(s.sum, lanes);
@@ -209,8 +193,8 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
     if (r >= n) continue;
     lo = std::min(lo, rows.first[r]);
     hi = std::max(hi, rows.last[r]);
-    std::fill(rows.out[r], rows.out[r] + hd, 0.0f);
   }
+  std::fill_n(s.outputs.begin(), hd * lanes, 0.0f);
 
   const __m512 scale = _mm512_set1_ps(shape.scale), minus_inf = _mm512_set1_ps(-INFINITY);
   const __m512bh ones = (__m512bh)_mm512_set1_epi32(0x3f803f80);  // a pair of bf16 1.0
@@ -232,7 +216,8 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
       }
 
     for (int64_t r0 = 0; r0 < lanes; r0 += kTileRows) {
-      const int64_t tile_lanes = std::min<int64_t>(kTileRows, lanes - r0), tile_rows = std::min<int64_t>(tile_lanes, n - r0);
+      const int64_t tile_lanes = std::min<int64_t>(kTileRows, lanes - r0);
+      const int64_t tile_rows = std::min<int64_t>(tile_lanes, n - r0);
       // Each lane's range within the block; the tile is skipped when no row sees the block.
       bool seen = false, whole = true;
       for (int64_t l = 0; l < tile_lanes; ++l) {
@@ -257,7 +242,7 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
       }
 
       // Per register of 16 lanes: the probabilities as bf16 pairs, their sum, and the statistics' update.
-      alignas(64) float correction[kTileRows];
+      alignas(64) float correction[kTileRows] = {};
       for (int64_t v = 0; v < tile_lanes / 16; ++v) {
         const float* scores = s.scores.data() + v * 16;
         const __m512 block_max = rule.max[v];
@@ -282,29 +267,21 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
         _mm512_storeu_ps(row_sums, _mm512_fmadd_ps(_mm512_loadu_ps(row_sums), c, sum));
       }
 
-      // out = out * correction + P V for the tile's real rows.
-      for (int64_t i0 = 0; i0 < tile_rows; i0 += 4) {
-        const int mr = int(std::min<int64_t>(4, tile_rows - i0));
-        float* out[4];
-        const uint32_t* probs[4];
-        for (int i = 0; i < mr; ++i) {
-          out[i] = rows.out[r0 + i0 + i];
-          probs[i] = s.probs.data() + i0 + i;
-        }
-        const float* c = correction + i0;
-        const uint32_t* values = s.values.data();
-        switch (mr) {
-          case 4: value_rows<4>(out, probs, c, values, value_stride, hd, j0 / 2, j1 / 2); break;
-          case 3: value_rows<3>(out, probs, c, values, value_stride, hd, j0 / 2, j1 / 2); break;
-          case 2: value_rows<2>(out, probs, c, values, value_stride, hd, j0 / 2, j1 / 2); break;
-          default: value_rows<1>(out, probs, c, values, value_stride, hd, j0 / 2, j1 / 2); break;
-        }
+      // outputs = outputs * correction + P V, 8 dims at a time.
+      const __m512 tile_correction[2] = {_mm512_load_ps(correction), _mm512_load_ps(correction + 16)};
+      for (int64_t d0 = 0; d0 < hd; d0 += 8) {
+        if (tile_lanes == 32)
+          value_tile<2>(s.outputs.data() + r0, lanes, s.probs.data(), tile_correction, s.values.data(), value_stride,
+                        d0, j0 / 2, j1 / 2);
+        else
+          value_tile<1>(s.outputs.data() + r0, lanes, s.probs.data(), tile_correction, s.values.data(), value_stride,
+                        d0, j0 / 2, j1 / 2);
       }
     }
   }
   for (int64_t r = 0; r < n; ++r) {
     const float inv = 1.0f / s.sum[size_t(r)];
-    for (int64_t d = 0; d < hd; ++d) rows.out[r][d] *= inv;
+    for (int64_t d = 0; d < hd; ++d) rows.out[r][d] = s.outputs[size_t(d * lanes + r)] * inv;
   }
 }
 
