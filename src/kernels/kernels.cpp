@@ -47,7 +47,7 @@ void bf16_matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t
   uint16_t* xb_data = xb.data();
   pool.parallel_for(
       n, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) xb_data[i] = bf16_activation(x[i]);
+        k.bf16_activations(x + begin, xb_data + begin, end - begin);
       },
       4096);
   pool.parallel_for(
@@ -89,10 +89,16 @@ float gelu_tanh(float x) {
   return x / (1.0f + std::exp(-2.0f * (kSqrt2OverPi * (x + 0.044715f * x * x * x))));
 }
 
-void gelu_tanh_mul(ThreadPool& pool, float* gate, const float* up, int64_t n) {
+void gelu_tanh_mul(const KernelTable& k, ThreadPool& pool, float* gate, const float* up, int64_t n,
+                   Precision precision) {
   pool.parallel_for(
       n, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin; i < end; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
+        if (precision == Precision::Fast) {
+          k.gelu_tanh_fast(gate + begin, end - begin);
+          for (int64_t i = begin; i < end; ++i) gate[i] *= up[i];
+        } else {
+          for (int64_t i = begin; i < end; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
+        }
       },
       4096);
 }

@@ -40,6 +40,10 @@ struct KernelTable {
   // bf16 weights in Precision::Fast (kernels/bf16_matmul.h): activation rows already rounded to bf16.
   void (*bf16_matmul_rows)(const uint16_t* x, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
                            float* y, int64_t y_stride);
+  // Precision::Fast's elementwise steps (kernels/fast_elementwise.h), the same bits in every set:
+  // y[i] = bf16_activation(x[i]), and x[i] = gelu_tanh_fast(x[i]).
+  void (*bf16_activations)(const float* x, uint16_t* y, int64_t n);
+  void (*gelu_tanh_fast)(float* x, int64_t n);
 };
 
 const KernelTable& scalar_kernels();
@@ -67,8 +71,10 @@ void matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, c
 void rms_norm(const float* x, const float* scale, float* y, int64_t n, float eps);
 // LayerNorm with bias (SigLIP).
 void layer_norm(const float* x, const float* weight, const float* bias, float* y, int64_t n, float eps);
-// gate[i] = gelu_tanh(gate[i]) * up[i]  (GeGLU with PyTorch's tanh approximation), split over the pool.
-void gelu_tanh_mul(ThreadPool& pool, float* gate, const float* up, int64_t n);
+// gate[i] = gelu_tanh(gate[i]) * up[i]  (GeGLU with PyTorch's tanh approximation), split over the pool;
+// Precision::Fast takes the kernels' gelu_tanh_fast.
+void gelu_tanh_mul(const KernelTable& k, ThreadPool& pool, float* gate, const float* up, int64_t n,
+                   Precision precision);
 float gelu_tanh(float x);
 
 }  // namespace medlab

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "kernels/bf16_matmul.h"
+#include "kernels/fast_elementwise.h"
 #include "kernels/kernels.h"
 #include "kernels/quant_matmul.h"
 
@@ -22,6 +23,7 @@
 #endif
 
 #include "kernels/blocked_matmul.h"  // inside the target region: its loops are compiled for this ISA
+#include "kernels/exp_avx2.h"
 
 namespace medlab {
 namespace {
@@ -197,7 +199,46 @@ struct PairTile {
 
 #include "kernels/bf16_pairs.h"  // inside the target region and this file's namespace
 
+// bf16_activation of 8 floats, as 32-bit lanes.
+inline __m256i bf16_activation_bits(__m256 v) {
+  const __m256i bits = _mm256_castps_si256(v), high = _mm256_srli_epi32(bits, 16);
+  const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff)),
+                                         _mm256_set1_epi32(0x7f800000));
+  const __m256i subnormal = _mm256_cmpeq_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7f800000)),
+                                               _mm256_setzero_si256());
+  const __m256i bias = _mm256_add_epi32(_mm256_set1_epi32(0x7fff), _mm256_and_si256(high, _mm256_set1_epi32(1)));
+  const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(bits, bias), 16);
+  const __m256i signed_zero = _mm256_and_si256(high, _mm256_set1_epi32(0x8000));
+  const __m256i quiet_nan = _mm256_or_si256(high, _mm256_set1_epi32(0x40));
+  return _mm256_blendv_epi8(_mm256_blendv_epi8(rounded, signed_zero, subnormal), quiet_nan, nan);
+}
+
 }  // namespace
+
+void bf16_activations_avx2(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256i packed = _mm256_packus_epi32(bf16_activation_bits(_mm256_loadu_ps(x + i)),
+                                               bf16_activation_bits(_mm256_loadu_ps(x + i + 8)));
+    // packus interleaves the two inputs' 128-bit halves; put them back in order
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), _mm256_permute4x64_epi64(packed, 0xd8));
+  }
+  bf16_activations_scalar(x + i, y + i, n - i);
+}
+
+void gelu_tanh_fast_avx2(float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 c = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), v), v);
+    const __m256 z = _mm256_mul_ps(_mm256_set1_ps(1.5957691216057308f), _mm256_fmadd_ps(c, v, v));
+    const __m256 e = exp_nonpositive(_mm256_or_ps(z, _mm256_set1_ps(-0.0f)));  // e^-|z|
+    const __m256 positive = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GE_OQ);
+    const __m256 numerator = _mm256_blendv_ps(_mm256_mul_ps(v, e), v, positive);
+    _mm256_storeu_ps(x + i, _mm256_div_ps(numerator, _mm256_add_ps(_mm256_set1_ps(1.0f), e)));
+  }
+  gelu_tanh_fast_scalar(x + i, n - i);
+}
 
 #ifdef __clang__
 #pragma clang attribute pop
@@ -211,7 +252,8 @@ void bf16_matmul_rows_avx2(const uint16_t* x, int64_t m, const WeightMatrix& w, 
 
 const KernelTable* avx2_kernels() {
   static const KernelTable table{Isa::Avx2, &blocked::matmul_rows_any<Tile>, &dequantize_row_avx2,
-                                 &quant_matmul_rows_avx2, &bf16_matmul_rows_avx2};
+                                 &quant_matmul_rows_avx2, &bf16_matmul_rows_avx2, &bf16_activations_avx2,
+                                 &gelu_tanh_fast_avx2};
   static const bool supported = [] {
     unsigned eax, ebx, ecx, edx;
     const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);

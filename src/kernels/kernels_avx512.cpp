@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "kernels/bf16_matmul.h"
+#include "kernels/fast_elementwise.h"
 #include "kernels/kernels.h"
 #include "kernels/quant_matmul.h"
 
@@ -128,11 +129,13 @@ struct Tile {
 
 const KernelTable* avx512_kernels() {
   // Quantized weights: VNNI's dpbusd for Q8_0 and Q4_0 where the CPU has it, otherwise the AVX2 kernels;
-  // fast bf16: vdpbf16ps where the CPU has it, otherwise the AVX2 emulation (the same bits either way).
+  // fast bf16: vdpbf16ps where the CPU has it, otherwise the AVX2 emulation (the same bits either way);
+  // Fast's elementwise steps: the AVX2 versions (they are a small share of the time).
   static const KernelTable table{
       Isa::Avx512, &blocked::matmul_rows_any<Tile>, &dequantize_row_avx2,
       __builtin_cpu_supports("avx512vnni") ? &quant_matmul_rows_avx512_vnni : &quant_matmul_rows_avx2,
-      __builtin_cpu_supports("avx512bf16") ? &bf16_matmul_rows_avx512_bf16 : &bf16_matmul_rows_avx2};
+      __builtin_cpu_supports("avx512bf16") ? &bf16_matmul_rows_avx512_bf16 : &bf16_matmul_rows_avx2,
+      &bf16_activations_avx2, &gelu_tanh_fast_avx2};
   static const bool supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                                 __builtin_cpu_supports("avx512vl");
   return supported ? &table : nullptr;

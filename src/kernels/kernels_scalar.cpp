@@ -1,6 +1,10 @@
 // The reference kernels: plain loops, one f32 accumulator per output, in index order.
+#include <cmath>
+#include <cstring>
+
 #include "core/error.h"
 #include "kernels/bf16_matmul.h"
+#include "kernels/fast_elementwise.h"
 #include "kernels/kernels.h"
 #include "kernels/quant_matmul.h"
 
@@ -50,9 +54,41 @@ void bf16_matmul_rows_scalar(const uint16_t* x, int64_t m, const WeightMatrix& w
   }
 }
 
+float exp_nonpositive(float x) {
+  if (x < -87.0f) return 0.0f;
+  x = x > -87.0f ? x : -87.0f;  // as vmaxps: NaN becomes -87
+  const float n = std::nearbyint(x * 1.44269504088896341f);
+  float r = std::fma(-n, 0.693359375f, x);
+  r = std::fma(-n, -2.12194440e-4f, r);
+  float p = 1.9875691500e-4f;
+  for (float c : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f})
+    p = std::fma(p, r, c);
+  const float e = std::fma(p * r, r, r) + 1.0f;
+  const uint32_t bits = uint32_t(int32_t(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, 4);
+  return e * scale;
+}
+
+float gelu_tanh_fast(float x) {
+  const float c = 0.044715f * x * x;
+  const float z = 1.5957691216057308f * std::fma(c, x, x);
+  const float e = exp_nonpositive(-std::fabs(z));
+  return (z >= 0.0f ? x : x * e) / (1.0f + e);
+}
+
+void bf16_activations_scalar(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = bf16_activation(x[i]);
+}
+
+void gelu_tanh_fast_scalar(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = gelu_tanh_fast(x[i]);
+}
+
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{Isa::Scalar, &matmul_rows_scalar, &dequantize_row, &quant_matmul_rows_scalar,
-                                 &bf16_matmul_rows_scalar};
+  static const KernelTable table{Isa::Scalar,           &matmul_rows_scalar,      &dequantize_row,
+                                 &quant_matmul_rows_scalar, &bf16_matmul_rows_scalar, &bf16_activations_scalar,
+                                 &gelu_tanh_fast_scalar};
   return table;
 }
 

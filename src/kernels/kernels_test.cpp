@@ -1,11 +1,13 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
 
 #include "kernels/bf16_matmul.h"
+#include "kernels/fast_elementwise.h"
 #include "kernels/kernels.h"
 
 namespace medlab {
@@ -186,6 +188,68 @@ TEST(Activations, GeluTanhKnownValues) {
   EXPECT_EQ(gelu_tanh(-100.0f), 0.0f);
   EXPECT_EQ(gelu_tanh(100.0f), 100.0f);
   EXPECT_EQ(gelu_tanh(0.0f), 0.0f);
+}
+
+// Fast's GeLU (fast_elementwise.h) against float64, with the exact version for comparison. Rounding the
+// argument z = 2y costs |z| ulp where sigmoid(z) is small, so both are held to 4 (2 + |z|) 2^-24 relative;
+// results below 1e-30 (x < -9.3, where floats turn subnormal) only have to be that small.
+TEST(Activations, FastGeluTanhWithinTheBoundOfTheExactOne) {
+  double worst_fast = 0, worst_exact = 0;
+  for (double step = -30; step <= 30; step += 0.00071) {
+    const double x = double(float(step));
+    const double z = 2 * std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x);
+    const double expect = x / (1 + std::exp(-z));
+    if (std::abs(expect) < 1e-30) {
+      EXPECT_LE(std::abs(gelu_tanh_fast(float(x))), 1e-30) << x;
+      continue;
+    }
+    const double ulps = std::ldexp(1.0, -24) * (2 + std::abs(z)) * std::abs(expect);
+    worst_fast = std::max(worst_fast, std::abs(gelu_tanh_fast(float(x)) - expect) / ulps);
+    worst_exact = std::max(worst_exact, std::abs(gelu_tanh(float(x)) - expect) / ulps);
+  }
+  EXPECT_LE(worst_fast, 4.0);
+  EXPECT_LE(worst_exact, 4.0);
+  EXPECT_EQ(gelu_tanh_fast(-100.0f), 0.0f);
+  EXPECT_EQ(gelu_tanh_fast(100.0f), 100.0f);
+  EXPECT_EQ(gelu_tanh_fast(0.0f), 0.0f);
+  EXPECT_EQ(gelu_tanh_fast(1e30f), 1e30f);
+  EXPECT_EQ(gelu_tanh_fast(INFINITY), INFINITY);
+  for (double x = -87; x <= 0; x += 0.173)  // the polynomial exp: about 1 ulp
+    EXPECT_NEAR(exp_nonpositive(float(x)), std::exp(double(float(x))), 2.5e-7 * std::exp(double(float(x)))) << x;
+  EXPECT_EQ(exp_nonpositive(-88.0f), 0.0f);
+  EXPECT_EQ(exp_nonpositive(0.0f), 1.0f);
+}
+
+// Fast's elementwise steps give the scalar reference's bits in every set: random values over the whole
+// float range (subnormals, halfway cases, infinities and NaN among them), with tails of every length.
+TEST(Activations, FastElementwiseGivesTheScalarBitsForEveryIsa) {
+  std::mt19937 rng(5);
+  std::vector<float> x;
+  std::uniform_int_distribution<uint32_t> any_bits;
+  std::uniform_real_distribution<float> moderate(-12.0f, 12.0f);
+  for (int i = 0; i < 4000; ++i) {
+    uint32_t bits = any_bits(rng);
+    if (i % 4 == 1) bits = (bits & 0x8000ffffu) | 0x3f800000u | 0x8000u;  // exactly halfway, or just past it
+    float v;
+    std::memcpy(&v, &bits, 4);
+    x.push_back(i % 4 == 0 ? moderate(rng) : v);
+  }
+  for (float special : {0.0f, -0.0f, 1e-40f, -1e-40f, INFINITY, -INFINITY, NAN, 3.4e38f, -3.4e38f})
+    x.push_back(special);
+  for (int64_t n : {int64_t(x.size()), int64_t(15), int64_t(7), int64_t(1)}) {
+    std::vector<uint16_t> rounded(static_cast<size_t>(n));
+    std::vector<float> gelu(x.begin(), x.begin() + n);
+    scalar_kernels().bf16_activations(x.data(), rounded.data(), n);
+    scalar_kernels().gelu_tanh_fast(gelu.data(), n);
+    for (const KernelTable* k : every_isa_on_this_cpu()) {
+      std::vector<uint16_t> r(static_cast<size_t>(n));
+      std::vector<float> g(x.begin(), x.begin() + n);
+      k->bf16_activations(x.data(), r.data(), n);
+      k->gelu_tanh_fast(g.data(), n);
+      EXPECT_EQ(std::memcmp(r.data(), rounded.data(), r.size() * 2), 0) << isa_name(k->isa) << " n=" << n;
+      EXPECT_EQ(std::memcmp(g.data(), gelu.data(), g.size() * 4), 0) << isa_name(k->isa) << " n=" << n;
+    }
+  }
 }
 
 }  // namespace

@@ -210,7 +210,7 @@ void Gemma3::forward_rows(Gemma3Workspace& ws, std::span<const Segment> segments
     for (int64_t t = 0; t < n; ++t) rms_norm(x + t * d, layer.pre_feedforward_norm.data(), normed + t * d, d, eps);
     ws.linear(normed, n, layer.gate, ws.gate_.data());
     ws.linear(normed, n, layer.up, ws.up_.data());
-    gelu_tanh_mul(ws.pool_, ws.gate_.data(), ws.up_.data(), n * c.intermediate_size);
+    gelu_tanh_mul(ws.kernels_, ws.pool_, ws.gate_.data(), ws.up_.data(), n * c.intermediate_size, ws.precision_);
     ws.linear(ws.gate_.data(), n, layer.down, ws.proj_.data());
     for (int64_t t = 0; t < n; ++t) {
       float* out = ws.proj_.data() + t * d;

@@ -242,7 +242,12 @@ void SiglipVision::mlp(const Layer& layer, Scratch& s, ThreadPool& pool, const K
   pool.parallel_for(n, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       float* row = &s.mlp[size_t(t * inter)];
-      for (int64_t i = 0; i < inter; ++i) row[i] = gelu_tanh(row[i] + layer.fc1_bias[size_t(i)]);
+      if (s.precision == Precision::Fast) {
+        for (int64_t i = 0; i < inter; ++i) row[i] += layer.fc1_bias[size_t(i)];
+        kernels.gelu_tanh_fast(row, inter);
+      } else {
+        for (int64_t i = 0; i < inter; ++i) row[i] = gelu_tanh(row[i] + layer.fc1_bias[size_t(i)]);
+      }
     }
   });
   linear(kernels, pool, s.mlp.data(), n, layer.fc2, s.proj.data(), s.precision, s.low_rank);
