@@ -311,6 +311,10 @@ const MappedFile* Checkpoint::mapping_of(const void* data, size_t bytes) const {
 }
 
 void Checkpoint::adopt_tensor(const std::string& full_name, TensorView view, std::vector<uint8_t> storage) {
+  if (const auto it = tensors_.find(full_name); it != tensors_.end()) {
+    const auto* old = static_cast<const uint8_t*>(it->second.data);
+    std::erase_if(owned_, [&](const auto& bytes) { return old >= bytes->data() && old < bytes->data() + bytes->size(); });
+  }
   owned_.push_back(std::make_unique<std::vector<uint8_t>>(std::move(storage)));
   tensors_[full_name] = std::move(view);
 }

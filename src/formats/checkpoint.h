@@ -88,7 +88,7 @@ class Checkpoint {
 
   // Replaces (or adds) the tensor `full_name` by data the checkpoint owns from now on: weights
   // quantized at load, NF4 blocks joined from their bitsandbytes parts. `view.data` must point into
-  // `storage`.
+  // `storage`. Bytes the checkpoint owned for the tensor replaced are freed: views of it end here.
   void adopt_tensor(const std::string& full_name, TensorView view, std::vector<uint8_t> storage);
 
   // Applies a LoRA adapter (formats/peft_adapter.h) opened for this checkpoint's config. Its modules_to_save

@@ -57,6 +57,10 @@ QuantizeSummary quantize_weights(Checkpoint& checkpoint, DType type, int threads
         quantize_row(type, row.data(), storage.data() + row_bytes(type, cols) * size_t(r), cols);
       }
     });
+    // The source's pages leave memory (they come back from the file if read again): quantizing a bf16
+    // checkpoint then never holds more than the quantized weights and one source matrix.
+    if (const MappedFile* file = checkpoint.mapping_of(source.data, source.nbytes()))
+      file->release(source.data, source.nbytes());
     summary.bytes_before += source.nbytes();
     summary.bytes_after += storage.size();
     ++summary.tensors;

@@ -14,7 +14,8 @@ struct QuantizeSummary {
 };
 
 // Replaces the decoder's q/k/v/o/gate/up/down matrices and the (tied) token embedding by `type`
-// (a block-quantized dtype other than q8_k), through Checkpoint::adopt_tensor. A matrix whose rows are
+// (a block-quantized dtype other than q8_k), through Checkpoint::adopt_tensor; the mapped pages of each
+// source matrix are released once it is quantized. A matrix whose rows are
 // not a whole number of blocks keeps its type. Throws Error naming the tensor if one is already
 // quantized. Uses `threads` threads.
 QuantizeSummary quantize_weights(Checkpoint& checkpoint, DType type, int threads);

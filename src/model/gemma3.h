@@ -34,7 +34,7 @@ class Gemma3 {
   // unless the checkpoint unties them): the tokenizer's real vocabulary.
   // Images of up to max_image_tokens soft tokens can be given to forward() (mm_tokens_per_image).
   // Q4_0 and K-quant layers mapped from a file are repacked for the kernels (model/linear.h: pack_layers)
-  // by `load_threads` threads.
+  // by `load_threads` threads; those quantized at load come packed already (load_model).
   Gemma3(const Checkpoint& checkpoint, int64_t n_vocab, int64_t max_image_tokens, int load_threads = 1);
   Gemma3(const Gemma3&) = delete;  // the layers view the model's own packed weights
   Gemma3& operator=(const Gemma3&) = delete;

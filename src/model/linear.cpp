@@ -69,6 +69,26 @@ LargeBuffer pack_layers(std::span<Linear* const> layers, const Checkpoint& check
   return packed;
 }
 
+void pack_owned_matrices(Checkpoint& checkpoint, ThreadPool& pool) {
+  const std::string embedding = checkpoint.layout().text + "embed_tokens.weight";
+  std::vector<std::pair<std::string, TensorView>> owned;
+  for (const auto& [name, t] : checkpoint.tensors())
+    if (name != embedding && t.shape.size() == 2 && x16_type(t.dtype) != t.dtype &&
+        !checkpoint.mapping_of(t.data, t.nbytes()))
+      owned.emplace_back(name, t);
+  for (const auto& [name, t] : owned) {
+    const DType panel_type = x16_type(t.dtype);
+    const int64_t rows = t.shape[0], cols = t.shape[1];
+    // Panels start on a cache line, as pack_layers' do: the kernels' 64-byte loads then never straddle two.
+    std::vector<uint8_t> storage(x16_bytes(panel_type, rows, cols) + 63);
+    uint8_t* panels = storage.data() + (64 - reinterpret_cast<uintptr_t>(storage.data()) % 64) % 64;
+    pool.parallel_for((rows + kX16Rows - 1) / kX16Rows, [&](int64_t begin, int64_t end) {
+      pack_x16(panel_type, t.data, rows, cols, begin, end, panels);
+    });
+    checkpoint.adopt_tensor(name, {panel_type, t.shape, panels}, std::move(storage));
+  }
+}
+
 int64_t low_rank_scratch_floats(std::span<const Linear* const> layers) {
   int64_t floats = 0;
   for (const Linear* layer : layers)

@@ -44,10 +44,15 @@ int64_t low_rank_scratch_floats(std::span<const Linear* const> layers);
 // Q4_0 and K-quant (Q4_K, Q5_K, Q6_K) layers mapped from their file become 16-row panels
 // (kernels/x16_panels.h), whose decode is bound by memory rather than by unpacking: their panels go into the
 // buffer returned, which they view from then on, and the file's pages leave memory (a tied embedding's rows
-// come back from the file when looked up). Other layers, and bytes the checkpoint owns (quantized at load),
-// are left as they are, so no weight is held twice. Q4_0 gives the same bits either way, the K-quants those
+// come back from the file when looked up). Other layers, and bytes the checkpoint owns (quantized at load:
+// pack_owned_matrices packs those), are left as they are, so no weight is held twice. Q4_0 gives the same bits either way, the K-quants those
 // of the scalar kernels. Packs over the pool's threads.
 LargeBuffer pack_layers(std::span<Linear* const> layers, const Checkpoint& checkpoint, ThreadPool& pool);
+
+// The same for the matrices the checkpoint owns (quantized at load: run --quant q4_0), before a model views
+// them: each becomes a tensor of 16-row panels in place of its rows, one matrix at a time, so that only one is
+// ever held twice. The token embedding keeps its rows, which lookups (and a tied output head) read.
+void pack_owned_matrices(Checkpoint& checkpoint, ThreadPool& pool);
 
 // y[m, rows] = x[m, cols] @ weight^T + each update's term, in that order. The updates run in f32, in
 // blocks of kLowRankRows rows of x, so scratch is bounded; each output sums over the rank in order, so it

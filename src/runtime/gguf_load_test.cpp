@@ -14,6 +14,7 @@
 #include "core/quant.h"
 #include "formats/gguf_export.h"
 #include "formats/mmproj_export.h"
+#include "formats/quantize_weights.h"
 #include "formats/test_checkpoint.h"
 #include "imaging/preprocess.h"
 #include "kernels/x16_panels.h"
@@ -219,6 +220,29 @@ TEST_F(GgufLoad, K_MPanelsGiveTheResultsOfTheSameBlocks) {
       SCOPED_TRACE(precision == Precision::Fast ? "fast" : "exact");
       const KernelTable& kernels = precision == Precision::Fast ? scalar_kernels() : best_kernels();
       expect_same(generate(reference, false, precision, kernels), generate(*gguf, false, precision, kernels), 0);
+    }
+  }
+}
+
+// --quant q4_0 or q4_k at load: the matrices come out of load_model in panels (the embedding in rows), with
+// the bits of the same blocks read in place, as from a GGUF file (Fast: with the scalar kernels for the K-quant).
+TEST_F(GgufLoad, QuantizedAtLoadIsPackedWithTheBitsOfTheSameBlocks) {
+  const std::string small_dir = path("small-text-for-quant");
+  write_test_checkpoint({"small-text", 7, DType::BF16, kTokenizerDir.string()}, small_dir);
+  for (const auto& [dir, type] : {std::pair{path("bf16"), DType::Q4_0}, {small_dir, DType::Q4_K}}) {
+    SCOPED_TRACE(std::string(dtype_name(type)));
+    const auto packed = load_model(dir, {.quantize = type});
+    Checkpoint rows = Checkpoint::open(dir);
+    quantize_weights(rows, type, 2);
+    LoadedModel reference(std::move(rows), Tokenizer::load((kTokenizerDir / "tokenizer.json").string()));
+    EXPECT_EQ(packed->checkpoint.text("layers.0.mlp.up_proj.weight").dtype, x16_type(type));
+    EXPECT_EQ(packed->checkpoint.text("embed_tokens.weight").dtype, type);
+    EXPECT_EQ(packed->decoder.layer_weight_type(0), x16_type(type));
+    EXPECT_EQ(reference.decoder.layer_weight_type(0), type);
+    for (Precision precision : {Precision::Exact, Precision::Fast}) {
+      SCOPED_TRACE(precision == Precision::Fast ? "fast" : "exact");
+      const KernelTable& kernels = precision == Precision::Fast && type != DType::Q4_0 ? scalar_kernels() : best_kernels();
+      expect_same(generate(reference, false, precision, kernels), generate(*packed, false, precision, kernels), 0);
     }
   }
 }

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "formats/quantize_weights.h"
+#include "model/linear.h"
 
 namespace medlab {
 namespace {
@@ -59,6 +60,10 @@ std::unique_ptr<LoadedModel> load_model(const std::string& model, const LoadOpti
   if (options.merge_adapters) add_adapters();
   if (options.quantize) quantize_weights(checkpoint, *options.quantize, threads);
   if (!options.merge_adapters) add_adapters();
+  if (options.quantize) {
+    ThreadPool pool(threads);
+    pack_owned_matrices(checkpoint, pool);
+  }
   const auto tokenizer_path = checkpoint.dir() / "tokenizer.json";
   if (!checkpoint.gguf() && !std::filesystem::exists(tokenizer_path))
     fail(tokenizer_path.string(), ": missing (the model folder needs its tokenizer)");
