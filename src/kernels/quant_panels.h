@@ -246,28 +246,47 @@ void decode_rows(const uint8_t* xq, size_t x_row_bytes, const uint8_t* wd, size_
 // activation value meets twice the weights (Zen 4 runs 512-bit integer work at the same rate per byte).
 // Both types' codes are unsigned (Q8_0's w + 128, Q4_0's w + 8): each row's integer sum starts at minus the
 // offset times the block's activation sum, so no step spends an instruction on signs and the sum ends exact.
+//
+// The MR activation rows of a tile are interleaved first (pack_vnni_tile), so that one pointer reaches all
+// they give a block: with a pointer, a sum and a scale per row the kernel ran out of general registers and
+// spent about as many instructions on addresses as on dot products.
+template <int MR>
+constexpr int64_t kVnniTileBytesPerBlock = 40 * MR;  // 8 steps x MR x 4 codes, MR start sums, MR scales
+
+template <int MR>
+void pack_vnni_tile(const Q8Row (&x)[MR], int64_t nb, int32_t offset, uint8_t* out) {
+  for (int64_t b = 0; b < nb; ++b, out += kVnniTileBytesPerBlock<MR>) {
+    for (int s = 0; s < kPanelRows; ++s)
+      for (int i = 0; i < MR; ++i) std::memcpy(out + 4 * (s * MR + i), x[i].qs + 32 * b + 4 * s, 4);
+    for (int i = 0; i < MR; ++i) {
+      const int32_t start = -offset * x[i].sums[b];
+      std::memcpy(out + 4 * (8 * MR + i), &start, 4);
+      std::memcpy(out + 4 * (9 * MR + i), &x[i].d[b], 4);
+    }
+  }
+}
+
 template <DType D, int MR>
-void panel_pair_vnni(const __m512i* pair, const Q8Row (&x)[MR], int64_t nb, __m512* out) {
+void panel_pair_vnni(const __m512i* pair, const uint8_t* tile, int64_t nb, __m512* out) {
   __m512 acc[MR];
   for (auto& a : acc) a = _mm512_setzero_ps();
-  constexpr int32_t kOffset = D == DType::Q8_0 ? 128 : 8;
-  for (int64_t b = 0; b < nb; ++b, pair += kPanelVectorsPerBlock<D, true>) {
+  for (int64_t b = 0; b < nb; ++b, pair += kPanelVectorsPerBlock<D, true>, tile += kVnniTileBytesPerBlock<MR>) {
+    const auto* codes = reinterpret_cast<const int32_t*>(tile);
+    const int32_t* starts = codes + 8 * MR;
+    const auto* scales = reinterpret_cast<const float*>(starts + MR);
     __m512i sum[MR];
-    for (int i = 0; i < MR; ++i) sum[i] = _mm512_set1_epi32(-kOffset * x[i].sums[b]);
+    #pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) sum[i] = _mm512_set1_epi32(starts[i]);
     #pragma GCC unroll 8
     for (int s = 0; s < kPanelRows; ++s) {
       const __m512i w = _mm512_load_si512(pair + s);
       #pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) {
-        int32_t four;
-        std::memcpy(&four, x[i].qs + 32 * b + 4 * s, 4);
-        sum[i] = _mm512_dpbusd_epi32(sum[i], w, _mm512_set1_epi32(four));
-      }
+      for (int i = 0; i < MR; ++i) sum[i] = _mm512_dpbusd_epi32(sum[i], w, _mm512_set1_epi32(codes[s * MR + i]));
     }
     const __m512 w_scales = _mm512_load_ps(reinterpret_cast<const float*>(pair + kPanelRows));
     #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i)
-      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(w_scales, _mm512_set1_ps(x[i].d[b])), _mm512_cvtepi32_ps(sum[i]), acc[i]);
+      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(w_scales, _mm512_set1_ps(scales[i])), _mm512_cvtepi32_ps(sum[i]), acc[i]);
   }
   for (int i = 0; i < MR; ++i) out[i] = acc[i];
 }
@@ -298,34 +317,42 @@ void panel_rows(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_be
   if (scratch.size() < need) scratch.resize(need);
   auto* panels = reinterpret_cast<__m256i*>(scratch.data());
   Vector* results = scratch.data() + panel_vectors;
-  auto run = [&](const Q8Row* xr, int rows, Vector* out) {
-    auto tile = [&]<int MR>() {
-      const Q8Row(&x)[MR] = *reinterpret_cast<const Q8Row(*)[MR]>(xr);
-      if constexpr (kVnni)
-        panel_pair_vnni<D, MR>(reinterpret_cast<const __m512i*>(panels), x, nb, reinterpret_cast<__m512*>(out));
-      else
-        panel_repacked<D, MR>(panels, x, nb, reinterpret_cast<__m256*>(out));
-    };
-    if (rows == kTile) tile.template operator()<kTile>();
-    else tile.template operator()<1>();
+  thread_local std::vector<uint8_t> tiles;  // VNNI: the x_block rows as tiles (pack_vnni_tile), row i's at i * tile_row
+  const size_t tile_row = size_t(nb * kVnniTileBytesPerBlock<1>);
+  if (kVnni && tiles.size() < size_t(x_block) * tile_row) tiles.resize(size_t(x_block) * tile_row);
+  auto rows_of = [&]<int MR>(int64_t i, Q8Row(&xr)[MR]) {
+    for (int t = 0; t < MR; ++t) xr[t] = q8_row(x + size_t(i + t) * x_row_bytes, w.cols);
   };
   for (int64_t i0 = 0; i0 < m; i0 += x_block) {
-    const int64_t i1 = std::min(m, i0 + x_block);
+    const int64_t i1 = std::min(m, i0 + x_block), whole = i0 + (i1 - i0) / kTile * kTile;
+    if constexpr (kVnni) {
+      auto pack = [&]<int MR>(int64_t i) {
+        Q8Row xr[MR];
+        rows_of(i, xr);
+        pack_vnni_tile<MR>(xr, nb, D == DType::Q8_0 ? 128 : 8, tiles.data() + size_t(i - i0) * tile_row);
+      };
+      for (int64_t i = i0; i < whole; i += kTile) pack.template operator()<kTile>(i);
+      for (int64_t i = whole; i < i1; ++i) pack.template operator()<1>(i);
+    }
     for (int64_t r = row_begin; r < row_end; r += kRows) {
       const int nr = int(std::min<int64_t>(kRows, row_end - r));
       for (int p = 0; p < kPanels; ++p)
         repack_panel<D, kVnni>(wd + size_t(r + p * kPanelRows) * w_row_bytes, w_row_bytes,
                                std::clamp(nr - p * kPanelRows, 0, kPanelRows), nb, panels + p, kPanels);
+      auto tile = [&]<int MR>(int64_t i) {
+        Vector* out = results + (i - i0);
+        if constexpr (kVnni) {
+          panel_pair_vnni<D, MR>(reinterpret_cast<const __m512i*>(panels), tiles.data() + size_t(i - i0) * tile_row, nb,
+                                 reinterpret_cast<__m512*>(out));
+        } else {
+          Q8Row xr[MR];
+          rows_of(i, xr);
+          panel_repacked<D, MR>(panels, xr, nb, reinterpret_cast<__m256*>(out));
+        }
+      };
       int64_t i = i0;
-      Q8Row xr[kTile];
-      for (; i + kTile <= i1; i += kTile) {
-        for (int t = 0; t < kTile; ++t) xr[t] = q8_row(x + size_t(i + t) * x_row_bytes, w.cols);
-        run(xr, kTile, results + (i - i0));
-      }
-      for (; i < i1; ++i) {
-        xr[0] = q8_row(x + size_t(i) * x_row_bytes, w.cols);
-        run(xr, 1, results + (i - i0));
-      }
+      for (; i < whole; i += kTile) tile.template operator()<kTile>(i);
+      for (; i < i1; ++i) tile.template operator()<1>(i);
       for (i = i0; i < i1; ++i) {
         const auto* lanes = reinterpret_cast<const float*>(results[i - i0].bytes);
         std::copy(lanes, lanes + nr, y + i * y_stride + r);
