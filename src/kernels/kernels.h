@@ -37,6 +37,8 @@ struct KernelTable {
   void (*dequantize)(DType type, const void* row, float* y, int64_t n);
   void (*quant_matmul_rows)(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
                             float* y, int64_t y_stride);
+  // An activation row of `cols` floats to Q8_0 in the Q8Row layout (quantize_q8_row's bytes).
+  void (*quantize_q8_row)(const float* x, int64_t cols, uint8_t* out);
   // bf16 weights in Precision::Fast (kernels/bf16_matmul.h): activation rows already rounded to bf16.
   void (*bf16_matmul_rows)(const uint16_t* x, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
                            float* y, int64_t y_stride);

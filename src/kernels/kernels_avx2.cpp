@@ -252,8 +252,8 @@ void bf16_matmul_rows_avx2(const uint16_t* x, int64_t m, const WeightMatrix& w, 
 
 const KernelTable* avx2_kernels() {
   static const KernelTable table{Isa::Avx2, &blocked::matmul_rows_any<Tile>, &dequantize_row_avx2,
-                                 &quant_matmul_rows_avx2, &bf16_matmul_rows_avx2, &bf16_activations_avx2,
-                                 &gelu_tanh_fast_avx2};
+                                 &quant_matmul_rows_avx2, &quantize_q8_row_avx2, &bf16_matmul_rows_avx2,
+                                 &bf16_activations_avx2, &gelu_tanh_fast_avx2};
   static const bool supported = [] {
     unsigned eax, ebx, ecx, edx;
     const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);

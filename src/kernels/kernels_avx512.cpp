@@ -134,6 +134,7 @@ const KernelTable* avx512_kernels() {
   static const KernelTable table{
       Isa::Avx512, &blocked::matmul_rows_any<Tile>, &dequantize_row_avx2,
       __builtin_cpu_supports("avx512vnni") ? &quant_matmul_rows_avx512_vnni : &quant_matmul_rows_avx2,
+      &quantize_q8_row_avx2,
       __builtin_cpu_supports("avx512bf16") ? &bf16_matmul_rows_avx512_bf16 : &bf16_matmul_rows_avx2,
       &bf16_activations_avx2, &gelu_tanh_fast_avx2};
   static const bool supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&

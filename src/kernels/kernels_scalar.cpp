@@ -86,8 +86,13 @@ void gelu_tanh_fast_scalar(float* x, int64_t n) {
 }
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{Isa::Scalar,           &matmul_rows_scalar,      &dequantize_row,
-                                 &quant_matmul_rows_scalar, &bf16_matmul_rows_scalar, &bf16_activations_scalar,
+  static const KernelTable table{Isa::Scalar,
+                                 &matmul_rows_scalar,
+                                 &dequantize_row,
+                                 &quant_matmul_rows_scalar,
+                                 &quantize_q8_row,
+                                 &bf16_matmul_rows_scalar,
+                                 &bf16_activations_scalar,
                                  &gelu_tanh_fast_scalar};
   return table;
 }

@@ -567,6 +567,44 @@ void dequantize_row_avx2(DType type, const void* row, float* y, int64_t n) {
   }
 }
 
+void quantize_q8_row_avx2(const float* x, int64_t cols, uint8_t* out) {
+  std::memset(out, 0, q8_row_bytes(cols));
+  const Q8Row row = q8_row(out, cols);
+  auto* d = const_cast<float*>(row.d);
+  auto* sums = const_cast<int32_t*>(row.sums);
+  for (int64_t b = 0; b < cols / 32; ++b) {
+    __m256 v[4], largest = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) {
+      v[k] = _mm256_loadu_ps(x + 32 * b + 8 * k);
+      largest = _mm256_max_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), v[k]), largest);  // a NaN is passed over
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(largest), _mm256_extractf128_ps(largest, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    const float amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+    const float scale = amax / 127;
+    const float inverse = scale != 0 ? 1.0f / scale : 0.0f;
+    d[b] = f16_to_f32(f32_to_f16(scale));
+    // quantize_q8_0's rounding: the truncation, then one step away from 0 when the rest is a half or more
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) {
+      const __m256 scaled = _mm256_mul_ps(v[k], _mm256_set1_ps(inverse));
+      const __m256i truncated = _mm256_cvttps_epi32(scaled);
+      const __m256 rest = _mm256_sub_ps(scaled, _mm256_cvtepi32_ps(truncated));
+      const __m256i up = _mm256_castps_si256(_mm256_cmp_ps(rest, _mm256_set1_ps(0.5f), _CMP_GE_OQ));
+      const __m256i down = _mm256_castps_si256(_mm256_cmp_ps(rest, _mm256_set1_ps(-0.5f), _CMP_LE_OQ));
+      q[k] = _mm256_add_epi32(_mm256_sub_epi32(truncated, up), down);  // the masks are -1
+    }
+    const __m256i total = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    const __m128i half_sum = _mm_add_epi32(_mm256_castsi256_si128(total), _mm256_extracti128_si256(total, 1));
+    const __m128i quarter_sum = _mm_add_epi32(half_sum, _mm_shuffle_epi32(half_sum, 0x4E));
+    sums[b] = _mm_cvtsi128_si32(_mm_add_epi32(quarter_sum, _mm_shuffle_epi32(quarter_sum, 0xB1)));
+    // packs works per 128-bit lane: dword j < 4 of the packed bytes holds q[j]'s values 0-3, dword 4 + j its 4-7
+    const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * b),
+                        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
+}
+
 void quant_matmul_rows_avx2(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
                             float* y, int64_t y_stride) {
   switch (w.dtype) {

@@ -49,7 +49,8 @@ void matmul_exact(const KernelTable& k, ThreadPool& pool, const float* x, int64_
       16);
 }
 
-// One activation row to the Q8Row layout: quantize_row's Q8_0 blocks, taken apart.
+}  // namespace
+
 void quantize_q8_row(const float* x, int64_t cols, uint8_t* out) {
   std::memset(out, 0, q8_row_bytes(cols));
   auto* qs = reinterpret_cast<int8_t*>(out);
@@ -64,6 +65,8 @@ void quantize_q8_row(const float* x, int64_t cols, uint8_t* out) {
     for (int8_t q : block.qs) sums[b] += q;
   }
 }
+
+namespace {
 
 // Fast: every activation row is quantized once, on the caller's threads, into scratch that only grows.
 void matmul_fast(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w,
@@ -80,7 +83,7 @@ void matmul_fast(const KernelTable& k, ThreadPool& pool, const float* x, int64_t
     for (int64_t i = begin; i < end; ++i) {
       uint8_t* row = xq_data + size_t(i) * x_row_bytes;
       if (x_type == DType::Q8_0)
-        quantize_q8_row(x + i * w.cols, w.cols, row);
+        k.quantize_q8_row(x + i * w.cols, w.cols, row);
       else
         quantize_row(x_type, x + i * w.cols, row, w.cols);
     }

@@ -79,6 +79,11 @@ struct KQuantLevels {
   float d, dmin;
 };
 
+// One activation row to the Q8Row layout: quantize_row's Q8_0 blocks taken apart (the reference), and the
+// same bytes from AVX2.
+void quantize_q8_row(const float* x, int64_t cols, uint8_t* out);
+void quantize_q8_row_avx2(const float* x, int64_t cols, uint8_t* out);
+
 // Per-ISA pieces, wired into the KernelTables.
 void dequantize_row_avx2(DType type, const void* row, float* y, int64_t n);
 void quant_matmul_rows_scalar(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin,

@@ -97,6 +97,32 @@ TEST(QuantMatmul, Nf4IntegerLevelsAreTheLevelsRounded) {
   for (int i = 0; i < 16; ++i) EXPECT_EQ(kNf4LevelsInt[i], std::lround(double(kNf4Levels[i]) * 16384)) << i;
 }
 
+// Fast's activation rows in Q8_0: every set gives the reference's bytes (codes, scales, sums), over blocks of
+// ordinary values, zeros, one huge value among tiny ones, and exact halves after scaling.
+TEST(QuantMatmul, QuantizeQ8RowGivesTheReferenceBytesForEveryIsa) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  const int64_t cols = 32 * 40;
+  std::vector<float> x(static_cast<size_t>(cols));
+  for (float& v : x) v = normal(rng);
+  for (int j = 0; j < 32; ++j) x[size_t(32 + j)] = 0.0f;
+  x[64] = 1e6f;
+  for (int j = 1; j < 32; ++j) x[size_t(64 + j)] = 1e-3f * float(j);
+  for (int j = 0; j < 32; ++j) x[size_t(96 + j)] = 127.0f - 0.5f * float(j);  // scale 1: halves to round
+  for (int j = 0; j < 32; ++j) x[size_t(128 + j)] = -x[size_t(96 + j)];
+  std::vector<uint8_t> reference(q8_row_bytes(cols));
+  quantize_q8_row(x.data(), cols, reference.data());
+  for (const KernelTable* k : available_kernels()) {
+    std::vector<uint8_t> out(q8_row_bytes(cols), 0xAB);
+    k->quantize_q8_row(x.data(), cols, out.data());
+    EXPECT_EQ(out, reference) << isa_name(k->isa);
+  }
+  const Q8Row row = q8_row(reference.data(), cols);
+  EXPECT_EQ(row.sums[1], 0);
+  EXPECT_EQ(row.qs[96 + 1], 127);  // 126.5 rounds away from 0
+  EXPECT_EQ(row.qs[128 + 1], -127);
+}
+
 TEST(QuantMatmul, DequantizeGivesDequantizeRowBitsForEveryIsa) {
   std::mt19937 rng(5);
   for (const KernelTable* k : available_kernels()) {
