@@ -76,7 +76,10 @@ void pack_owned_matrices(Checkpoint& checkpoint, ThreadPool& pool) {
     if (name != embedding && t.shape.size() == 2 && x16_type(t.dtype) != t.dtype &&
         !checkpoint.mapping_of(t.data, t.nbytes()))
       owned.emplace_back(name, t);
-  for (const auto& [name, t] : owned) {
+  // Named members, not a structured binding: clang 14 cannot capture a binding in the lambda below.
+  for (const auto& entry : owned) {
+    const std::string& name = entry.first;
+    const TensorView& t = entry.second;
     const DType panel_type = x16_type(t.dtype);
     const int64_t rows = t.shape[0], cols = t.shape[1];
     // Panels start on a cache line, as pack_layers' do: the kernels' 64-byte loads then never straddle two.
