@@ -15,7 +15,12 @@ void x16_tile(const uint8_t* panel, const uint8_t* xq, size_t x_row_bytes, int64
   for (int i = 0; i < MR; ++i) x[i] = xq + size_t(i) * x_row_bytes;
   alignas(64) float out[MR][kX16Rows];
   Kernel::template panel<MR>(panel, x, cols, out);
-  for (int i = 0; i < MR; ++i) std::copy(out[i], out[i] + nr, y + i * y_stride);
+  for (int i = 0; i < MR; ++i) {
+    if (nr == kX16Rows)  // a constant size, copied inline rather than by a library call per row
+      std::memcpy(y + i * y_stride, out[i], sizeof out[i]);
+    else
+      std::copy(out[i], out[i] + nr, y + i * y_stride);
+  }
 }
 
 template <class Kernel>
