@@ -173,17 +173,26 @@ void Gemma3::forward_rows(Gemma3Workspace& ws, std::span<const Segment> segments
 
   rope_tables(ws, n);
 
+  // Row-wise steps (norms, rotary embedding, residuals) split among the threads when a chunk has several
+  // rows: each row's arithmetic is its own, so the split changes no bits.
+  auto each_row = [&](auto&& step) {
+    if (n == 1) return step(0);
+    ws.pool_.parallel_for(n, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) step(t);
+    });
+  };
+
   for (int64_t l = 0; l < int64_t(layers_.size()); ++l) {
     const Layer& layer = layers_[size_t(l)];
 
     // Attention block: norm, q/k/v projections, per-head norms and rotary embedding, attention over the
     // cache, output projection, post-attention norm, residual.
-    for (int64_t t = 0; t < n; ++t) rms_norm(x + t * d, layer.input_norm.data(), normed + t * d, d, eps);
+    each_row([&](int64_t t) { rms_norm(x + t * d, layer.input_norm.data(), normed + t * d, d, eps); });
     ws.linear(normed, n, layer.q, ws.q_.data());
     ws.linear(normed, n, layer.k, ws.k_.data());
     ws.linear(normed, n, layer.v, ws.v_.data());
     const int64_t half = c.head_dim / 2;
-    for (int64_t t = 0; t < n; ++t) {
+    each_row([&](int64_t t) {
       const size_t table = size_t((t * 2 + (layer.sliding ? 0 : 1)) * half);
       const float* cos = &ws.rope_cos_[table];
       const float* sin = &ws.rope_sin_[table];
@@ -197,26 +206,25 @@ void Gemma3::forward_rows(Gemma3Workspace& ws, std::span<const Segment> segments
         rms_norm(head, layer.k_norm.data(), head, c.head_dim, eps);
         apply_rope(head, cos, sin);
       }
-    }
+    });
     attention(ws, segments, layer, l);
     ws.linear(ws.attn_.data(), n, layer.o, ws.proj_.data());
-    for (int64_t t = 0; t < n; ++t) {
+    each_row([&](int64_t t) {
       float* out = ws.proj_.data() + t * d;
       rms_norm(out, layer.post_attention_norm.data(), out, d, eps);
       for (int64_t i = 0; i < d; ++i) x[t * d + i] += out[i];
-    }
-
-    // Feed-forward block: norm, GeGLU (gelu_tanh(gate) * up), down projection, post norm, residual.
-    for (int64_t t = 0; t < n; ++t) rms_norm(x + t * d, layer.pre_feedforward_norm.data(), normed + t * d, d, eps);
+      // Feed-forward block: norm, GeGLU (gelu_tanh(gate) * up), down projection, post norm, residual.
+      rms_norm(x + t * d, layer.pre_feedforward_norm.data(), normed + t * d, d, eps);
+    });
     ws.linear(normed, n, layer.gate, ws.gate_.data());
     ws.linear(normed, n, layer.up, ws.up_.data());
     gelu_tanh_mul(ws.kernels_, ws.pool_, ws.gate_.data(), ws.up_.data(), n * c.intermediate_size, ws.precision_);
     ws.linear(ws.gate_.data(), n, layer.down, ws.proj_.data());
-    for (int64_t t = 0; t < n; ++t) {
+    each_row([&](int64_t t) {
       float* out = ws.proj_.data() + t * d;
       rms_norm(out, layer.post_feedforward_norm.data(), out, d, eps);
       for (int64_t i = 0; i < d; ++i) x[t * d + i] += out[i];
-    }
+    });
   }
   for (const Segment& segment : segments) segment.state->n_past_ += segment.rows;
 
