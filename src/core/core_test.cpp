@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "core/dtype.h"
@@ -53,6 +54,37 @@ TEST(ThreadPool, SlicesCoverTheRangeOnceAlignedToGrain) {
       for (auto& h : hits) EXPECT_EQ(h.load(), 1);
     }
   }
+}
+
+TEST(ThreadPool, ChunksCoverTheRangeOnceAlignedToGrain) {
+  for (int threads : {1, 2, 3, 7}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {1, 5, 16, 100, 1001, 100000}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      std::atomic<int> calls{0};
+      pool.parallel_chunks(
+          n,
+          [&](int64_t b, int64_t e) {
+            EXPECT_EQ(b % 4, 0);
+            EXPECT_LT(b, e);
+            calls++;
+            for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+          },
+          4);
+      for (auto& h : hits) EXPECT_EQ(h.load(), 1);
+      // Several chunks per thread once the range allows them, so a slow thread can be made up for.
+      if (threads > 1 && n >= 1001) {
+        EXPECT_GE(calls.load(), 4 * threads);
+      }
+    }
+  }
+}
+
+TEST(ThreadPool, OnePieceOfWorkRunsOnTheCallersThread) {
+  ThreadPool pool(2);
+  std::thread::id ran_on;
+  pool.parallel_for(100, [&](int64_t, int64_t) { ran_on = std::this_thread::get_id(); }, 4096);
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
 }
 
 TEST(ThreadPool, RejectsAbsurdThreadCounts) {

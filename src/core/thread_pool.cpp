@@ -54,22 +54,42 @@ void ThreadPool::slice(int thread, int64_t& begin, int64_t& end) const {
   end = std::min(n_, (first + count) * grain_);
 }
 
-void ThreadPool::run(int64_t n, int64_t grain, Trampoline trampoline, void* fn) {
+void ThreadPool::work(int thread) {
+  if (!chunks_) {
+    int64_t begin, end;
+    slice(thread, begin, end);
+    if (begin < end) trampoline_(fn_, begin, end);
+    return;
+  }
+  for (;;) {
+    const int64_t begin = next_chunk_.fetch_add(1, std::memory_order_relaxed) * grain_;
+    if (begin >= n_) return;
+    trampoline_(fn_, begin, std::min(n_, begin + grain_));
+  }
+}
+
+void ThreadPool::run(int64_t n, int64_t grain, bool chunks, Trampoline trampoline, void* fn) {
   if (n <= 0) return;
-  if (n_threads_ == 1) {
+  grain = std::max<int64_t>(grain, 1);
+  if (n_threads_ == 1 || n <= grain) {  // one piece of work: waking the workers would only add a wait
     trampoline(fn, 0, n);
     return;
   }
+  if (chunks) {
+    constexpr int64_t kChunksPerThread = 8;
+    const int64_t units = (n + grain - 1) / grain;
+    grain *= std::max<int64_t>(1, units / (kChunksPerThread * n_threads_));
+  }
   n_ = n;
-  grain_ = std::max<int64_t>(grain, 1);
+  grain_ = grain;
+  chunks_ = chunks;
+  next_chunk_.store(0, std::memory_order_relaxed);
   trampoline_ = trampoline;
   fn_ = fn;
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_release);
   generation_.notify_all();
-  int64_t begin, end;
-  slice(0, begin, end);
-  if (begin < end) trampoline(fn, begin, end);
+  work(0);
   while (const int left = pending_.load(std::memory_order_acquire)) wait_for_change(pending_, left);
 }
 
@@ -78,9 +98,7 @@ void ThreadPool::worker(int thread) {
   for (;;) {
     seen = wait_for_change(generation_, seen);
     if (stopping_.load()) return;
-    int64_t begin, end;
-    slice(thread, begin, end);
-    if (begin < end) trampoline_(fn_, begin, end);
+    work(thread);
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
   }
 }

@@ -50,8 +50,8 @@ void bf16_matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t
         k.bf16_activations(x + begin, xb_data + begin, end - begin);
       },
       4096);
-  pool.parallel_for(
-      w.rows, [&](int64_t begin, int64_t end) { k.bf16_matmul_rows(xb_data, m, w, begin, end, y, w.rows); }, 16);
+  split_weight_rows(pool, m, w.rows,
+                    [&](int64_t begin, int64_t end) { k.bf16_matmul_rows(xb_data, m, w, begin, end, y, w.rows); });
 }
 
 }  // namespace
@@ -60,9 +60,8 @@ void matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, c
             Precision precision) {
   if (is_quantized(w.dtype)) return quant_matmul(k, pool, x, m, w, y, precision);
   if (w.dtype == DType::BF16 && precision == Precision::Fast) return bf16_matmul(k, pool, x, m, w, y);
-  // Split by output column in multiples of 16 rows of w: each thread reads its own weight rows once.
-  pool.parallel_for(
-      w.rows, [&](int64_t begin, int64_t end) { k.matmul_rows(x, m, w, begin, end, y, w.rows); }, 16);
+  split_weight_rows(pool, m, w.rows,
+                    [&](int64_t begin, int64_t end) { k.matmul_rows(x, m, w, begin, end, y, w.rows); });
 }
 
 void rms_norm(const float* x, const float* scale, float* y, int64_t n, float eps) {

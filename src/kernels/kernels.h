@@ -69,6 +69,19 @@ enum class Precision { Exact, Fast };
 void matmul(const KernelTable& k, ThreadPool& pool, const float* x, int64_t m, const WeightMatrix& w, float* y,
             Precision precision = Precision::Exact);
 
+// Calls fn(begin, end) on slices of a matmul's weight rows [0, rows), in multiples of 16, across the pool.
+// With few activation rows (decode) the product streams weights from memory, so the threads take chunks as
+// they come free: a thread that the hypervisor slows then does not hold the others up at the end. With more
+// rows it is bound by arithmetic, and each thread keeps one contiguous slice, whose L2 blocks stay whole.
+template <class Fn>
+void split_weight_rows(ThreadPool& pool, int64_t m, int64_t rows, Fn&& fn) {
+  constexpr int64_t kStreamingRows = 4;  // below this many activation rows
+  if (m < kStreamingRows)
+    pool.parallel_chunks(rows, fn, 16);
+  else
+    pool.parallel_for(rows, fn, 16);
+}
+
 // Gemma's RMSNorm: y = x / sqrt(mean(x^2) + eps) * scale, where scale already holds (1 + w).
 void rms_norm(const float* x, const float* scale, float* y, int64_t n, float eps);
 // LayerNorm with bias (SigLIP).

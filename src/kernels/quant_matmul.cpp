@@ -21,32 +21,29 @@ void matmul_exact(const KernelTable& k, ThreadPool& pool, const float* x, int64_
   const DType row_type = x16_row_type(w.dtype);
   const int64_t panel_rows = std::clamp<int64_t>(kPanelBytes / (cols * 4), 4, 16);
   const int64_t x_block = std::max<int64_t>(4, kXBlockBytes / (cols * 4));
-  pool.parallel_for(
-      w.rows,
-      [&](int64_t begin, int64_t end) {
-        thread_local std::vector<float> panel;  // grows to the largest panel seen, then stays
-        thread_local std::vector<uint8_t> unpacked;
-        if (panel.size() < size_t(panel_rows * cols)) panel.resize(size_t(panel_rows * cols));
-        if (packed && unpacked.size() < w_row_bytes) unpacked.resize(w_row_bytes);
-        for (int64_t i0 = 0; i0 < m; i0 += x_block) {
-          const int64_t rows_x = std::min(x_block, m - i0);
-          for (int64_t r0 = begin; r0 < end; r0 += panel_rows) {
-            const int64_t nr = std::min(panel_rows, end - r0);
-            for (int64_t j = 0; j < nr; ++j) {
-              if (packed) {
-                unpack_x16_row(w.dtype, w.data, cols, r0 + j, unpacked.data());
-                k.dequantize(row_type, unpacked.data(), panel.data() + j * cols, cols);
-              } else {
-                k.dequantize(w.dtype, static_cast<const uint8_t*>(w.data) + size_t(r0 + j) * w_row_bytes,
-                             panel.data() + j * cols, cols);
-              }
-            }
-            const WeightMatrix f32_panel{DType::F32, nr, cols, panel.data()};
-            k.matmul_rows(x + i0 * cols, rows_x, f32_panel, 0, nr, y + i0 * w.rows + r0, w.rows);
+  split_weight_rows(pool, m, w.rows, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> panel;  // grows to the largest panel seen, then stays
+    thread_local std::vector<uint8_t> unpacked;
+    if (panel.size() < size_t(panel_rows * cols)) panel.resize(size_t(panel_rows * cols));
+    if (packed && unpacked.size() < w_row_bytes) unpacked.resize(w_row_bytes);
+    for (int64_t i0 = 0; i0 < m; i0 += x_block) {
+      const int64_t rows_x = std::min(x_block, m - i0);
+      for (int64_t r0 = begin; r0 < end; r0 += panel_rows) {
+        const int64_t nr = std::min(panel_rows, end - r0);
+        for (int64_t j = 0; j < nr; ++j) {
+          if (packed) {
+            unpack_x16_row(w.dtype, w.data, cols, r0 + j, unpacked.data());
+            k.dequantize(row_type, unpacked.data(), panel.data() + j * cols, cols);
+          } else {
+            k.dequantize(w.dtype, static_cast<const uint8_t*>(w.data) + size_t(r0 + j) * w_row_bytes,
+                         panel.data() + j * cols, cols);
           }
         }
-      },
-      16);
+        const WeightMatrix f32_panel{DType::F32, nr, cols, panel.data()};
+        k.matmul_rows(x + i0 * cols, rows_x, f32_panel, 0, nr, y + i0 * w.rows + r0, w.rows);
+      }
+    }
+  });
 }
 
 }  // namespace
@@ -88,8 +85,8 @@ void matmul_fast(const KernelTable& k, ThreadPool& pool, const float* x, int64_t
         quantize_row(x_type, x + i * w.cols, row, w.cols);
     }
   });
-  pool.parallel_for(
-      w.rows, [&](int64_t begin, int64_t end) { k.quant_matmul_rows(xq_data, m, w, begin, end, y, w.rows); }, 16);
+  split_weight_rows(pool, m, w.rows,
+                    [&](int64_t begin, int64_t end) { k.quant_matmul_rows(xq_data, m, w, begin, end, y, w.rows); });
 }
 
 }  // namespace
