@@ -122,7 +122,7 @@ void register_batch(CLI::App& app) {
   cmd->add_option("--precision", o->precision, "fast (as llama.cpp: int8 activations against quantized weights, bf16 "
                   "against bf16 weights; vision attention in bf16 with AVX512-BF16) or exact (f32 throughout)")
       ->capture_default_str()->check(CLI::IsMember({"exact", "fast"}));
-  cmd->add_option("--isa", o->isa, "Force a kernel set: scalar, avx2 or avx512 (default: the best this CPU runs)");
+  cmd->add_option("--isa", o->isa, "Force a kernel set: scalar, avx2, avx512 or amx (default: the best this CPU runs)");
   cmd->callback([o] { batch(*o); });
 }
 

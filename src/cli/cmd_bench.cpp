@@ -415,7 +415,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--repeat", o->repeat, "Runs of each measurement; the median is reported")
       ->capture_default_str()
       ->check(CLI::Range(1, 100));
-  cmd->add_option("--isa", o->isa, "Force a kernel set: scalar, avx2 or avx512 (default: the best this CPU runs)");
+  cmd->add_option("--isa", o->isa, "Force a kernel set: scalar, avx2, avx512 or amx (default: the best this CPU runs)");
   cmd->add_flag("--json", o->json, "Print one JSON object instead of the table");
   cmd->callback([o] { run(*o); });
 }

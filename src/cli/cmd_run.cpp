@@ -262,7 +262,7 @@ void register_run(CLI::App& app) {
   cmd->add_flag("--ignore-eos", o->generation.ignore_eos, "Do not stop at <eos> or <end_of_turn>");
   cmd->add_option("-t,--threads", o->threads, "Threads")->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_option("-c,--ctx-size", o->ctx_size, "Context length in tokens (default: prompt + max-new-tokens)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--isa", o->isa, "Force a kernel set: scalar, avx2 or avx512 (default: the best this CPU runs)");
+  cmd->add_option("--isa", o->isa, "Force a kernel set: scalar, avx2, avx512 or amx (default: the best this CPU runs)");
   cmd->add_option("--precision", o->precision, "exact (weights widened to f32, as the parity tests run) or fast (as llama.cpp: "
                   "int8 activations against quantized weights, bf16 against bf16 weights, and the vision tower's attention "
                   "in bf16 where the CPU has AVX512-BF16; f32 and f16 weights are exact either way)")

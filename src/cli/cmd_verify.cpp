@@ -132,7 +132,7 @@ void register_verify(CLI::App& app) {
   auto* write_lock = cmd->add_option("--write-lock", o->write_lock, "Write the model's weights.lock here instead");
   lock->excludes(write_lock);
   cmd->add_option("-t,--threads", o->threads, "Threads")->capture_default_str()->check(CLI::Range(1, 1024));
-  cmd->add_option("--isa", o->isa, "Force a kernel set: scalar, avx2 or avx512 (default: the best this CPU runs)");
+  cmd->add_option("--isa", o->isa, "Force a kernel set: scalar, avx2, avx512 or amx (default: the best this CPU runs)");
   cmd->add_option("--tolerance", o->tolerance,
                   "Largest relative difference of the top-3 logit L2 norm that still matches (default: the lock's, "
                   "written as 1e-4; kernel sets differ by about 2e-7)")

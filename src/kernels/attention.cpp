@@ -49,7 +49,7 @@ void attention(const KernelTable& kernels, const AttentionRows& rows, const KvHe
                Precision precision) {
   static const AttentionFn vector = attention_avx2();
   static const AttentionFn bf16 = attention_avx512_bf16();
-  if (precision == Precision::Fast && kernels.isa == Isa::Avx512 && bf16 && shape.head_dim % 8 == 0)
+  if (precision == Precision::Fast && kernels.isa >= Isa::Avx512 && bf16 && shape.head_dim % 8 == 0)
     return bf16(rows, kv, shape);
   if (kernels.isa != Isa::Scalar && vector && shape.head_dim % 8 == 0) return vector(rows, kv, shape);
   attention_scalar(rows, kv, shape);

@@ -13,13 +13,14 @@ const char* isa_name(Isa isa) {
     case Isa::Scalar: return "scalar";
     case Isa::Avx2: return "avx2";
     case Isa::Avx512: return "avx512";
+    case Isa::Amx: return "amx";
   }
   return "?";
 }
 
 std::vector<const KernelTable*> available_kernels() {
   std::vector<const KernelTable*> tables{&scalar_kernels()};
-  for (const KernelTable* t : {avx2_kernels(), avx512_kernels()})
+  for (const KernelTable* t : {avx2_kernels(), avx512_kernels(), amx_kernels()})
     if (t) tables.push_back(t);
   return tables;
 }
@@ -32,8 +33,8 @@ const KernelTable& best_kernels() {
 const KernelTable& kernels_for(const std::string& name) {
   for (const KernelTable* t : available_kernels())
     if (name == isa_name(t->isa)) return *t;
-  if (name == "avx2" || name == "avx512") fail("isa: this CPU cannot run ", name, " kernels");
-  fail("isa: unknown kernel set '", name, "' (expected scalar, avx2 or avx512)");
+  if (name == "avx2" || name == "avx512" || name == "amx") fail("isa: this CPU cannot run ", name, " kernels");
+  fail("isa: unknown kernel set '", name, "' (expected scalar, avx2, avx512 or amx)");
 }
 
 namespace {

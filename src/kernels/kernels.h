@@ -22,7 +22,8 @@ struct WeightMatrix {
   const void* data = nullptr;
 };
 
-enum class Isa { Scalar, Avx2, Avx512 };
+// Amx is the Avx512 set with AMX tiles for Q8_0 and Q4_0 prefill: the same bits, sooner.
+enum class Isa { Scalar, Avx2, Avx512, Amx };
 const char* isa_name(Isa isa);
 
 // The functions one ISA provides.
@@ -51,11 +52,12 @@ struct KernelTable {
 const KernelTable& scalar_kernels();
 const KernelTable* avx2_kernels();    // null when the CPU lacks AVX2, FMA or F16C
 const KernelTable* avx512_kernels();  // null when the CPU or OS lacks AVX-512 F/BW/VL
+const KernelTable* amx_kernels();     // null without AVX-512 VNNI and AMX-INT8 that the OS lets this process use
 std::vector<const KernelTable*> available_kernels();  // every set this CPU runs, scalar first
 
 // The best table for this CPU, detected on first use.
 const KernelTable& best_kernels();
-// The table for a named ISA ("scalar", "avx2", "avx512"), or an error if this CPU cannot run it.
+// The table for a named ISA ("scalar", "avx2", "avx512", "amx"), or an error if this CPU cannot run it.
 const KernelTable& kernels_for(const std::string& isa_name);
 
 // How weights meet the f32 activations. Exact: weights widened to f32, f32 products and sums (what the

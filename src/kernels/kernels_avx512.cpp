@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "kernels/bf16_matmul.h"
+#include "kernels/cpu_features.h"
 #include "kernels/fast_elementwise.h"
 #include "kernels/kernels.h"
 #include "kernels/quant_matmul.h"
@@ -128,8 +129,8 @@ struct Tile {
 #pragma GCC pop_options
 
 const KernelTable* avx512_kernels() {
-  // Quantized weights: VNNI's dpbusd for Q8_0 and Q4_0 where the CPU has it, otherwise the AVX2 kernels;
-  // fast bf16: vdpbf16ps where the CPU has it, otherwise the AVX2 emulation (the same bits either way);
+  // Quantized weights: VNNI's dpbusd for Q8_0, Q4_0 and the 16-row panels where the CPU has it, otherwise the
+  // AVX2 kernels; fast bf16: vdpbf16ps where the CPU has it, otherwise the AVX2 emulation (the same bits either way);
   // Fast's elementwise steps: the AVX2 versions (they are a small share of the time).
   static const KernelTable table{
       Isa::Avx512, &blocked::matmul_rows_any<Tile>, &dequantize_row_avx2,
@@ -140,6 +141,20 @@ const KernelTable* avx512_kernels() {
   static const bool supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                                 __builtin_cpu_supports("avx512vl");
   return supported ? &table : nullptr;
+}
+
+// A set of its own rather than a choice inside the AVX-512 one, so that on an AMX machine the tests compare
+// both against the scalar reference and `--isa avx512` measures what AMX adds.
+const KernelTable* amx_kernels() {
+  static const KernelTable* table = []() -> const KernelTable* {
+    const KernelTable* avx512 = avx512_kernels();
+    if (!avx512 || !__builtin_cpu_supports("avx512vnni") || !amx_int8_usable()) return nullptr;
+    static KernelTable amx = *avx512;
+    amx.isa = Isa::Amx;
+    amx.quant_matmul_rows = &quant_matmul_rows_amx;
+    return &amx;
+  }();
+  return table;
 }
 
 }  // namespace medlab

@@ -211,13 +211,15 @@ TEST(QuantMatmul, BitIdenticalAcrossBatchCompositionAndThreads) {
 }
 
 // Q8_0 and Q4_0 define their float summation order (quant_matmul.h): every set gives the scalar set's bits,
-// in decode (m < 4) and prefill tiles, with whole and partial panels of 8 and 16 weight rows.
+// in decode (m < 4) and prefill tiles (AMX's 16 activation rows, where this CPU lets the process use them,
+// and the rows left over), with whole and partial panels of 8 and 16 weight rows.
 TEST(QuantMatmul, Q8_0AndQ4_0GiveTheScalarBitsForEveryIsa) {
   std::mt19937 rng(13);
   ThreadPool pool(2);
   for (DType type : {DType::Q8_0, DType::Q4_0}) {
     for (auto [m, rows, blocks] : {std::tuple{1, 9, 3}, {2, 7, 8}, {3, 5, 19}, {9, 7, 19}, {6, 3, 16}, {17, 40, 5},
-                                   {3, 35, 4}, {1, 40, 7}, {2, 33, 9}}) {
+                                   {3, 35, 4}, {1, 40, 7}, {2, 33, 9}, {40, 37, 6}, {32, 16, 80}, {16, 50, 2},
+                                   {360, 20, 80}}) {  // AMX: more rows than one block of them in L2
       const int64_t cols = 32 * blocks;
       const QuantWeights w = random_weights(type, rows, cols, rng);
       const std::vector<float> x = random_values(m * cols, rng);
@@ -243,7 +245,7 @@ TEST(QuantMatmul, X16PanelsGiveTheirRowTypesBitsForEveryIsaAndPrecision) {
   for (DType type : {DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
     const DType panel_type = x16_type(type);
     for (auto [m, rows, used, blocks] : {std::tuple{1, 16, 16, 3}, {1, 40, 37, 7}, {2, 33, 33, 9}, {3, 48, 45, 4},
-                                         {4, 17, 17, 2}, {9, 64, 50, 5}, {17, 35, 35, 8}}) {
+                                         {4, 17, 17, 2}, {9, 64, 50, 5}, {17, 35, 35, 8}, {40, 50, 45, 6}}) {
       const int64_t cols = block_elements(type) * blocks;
       const QuantWeights w = random_weights(type, rows, cols, rng);
       std::vector<uint8_t> packed(x16_bytes(panel_type, rows, cols));

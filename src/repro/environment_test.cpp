@@ -126,6 +126,17 @@ TEST(Environment, IsaAdviceSaysWhetherThisCpuCanRunTheLockedKernels) {
   EXPECT_NE(advice.find("avx512f, avx512bw, avx512vl"), std::string::npos) << advice;
 }
 
+TEST(Environment, AmxAndAvx512KernelsGiveTheSameBits) {
+  Environment here = collect_environment();
+  here.isa = "avx512";
+  Environment lock = here;
+  lock.isa = "amx";
+  const std::vector<EnvironmentDifference> diffs = check_environment(lock, here);
+  ASSERT_EQ(diffs.size(), 1u);
+  EXPECT_FALSE(diffs[0].changes_results);
+  EXPECT_NE(diffs[0].advice.find("speed only"), std::string::npos) << diffs[0].advice;
+}
+
 TEST(Environment, MalformedLocksNameTheFileAndField) {
   nlohmann::ordered_json j = environment_json(collect_environment());
   j["kernels"].erase("isa");
