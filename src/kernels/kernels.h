@@ -22,7 +22,7 @@ struct WeightMatrix {
   const void* data = nullptr;
 };
 
-// Amx is the Avx512 set with AMX tiles for Q8_0 and Q4_0 prefill: the same bits, sooner.
+// Amx is the Avx512 set with AMX tiles for the prefill of Q8_0, Q4_0, Q4_K and Q5_K: the same bits, sooner.
 enum class Isa { Scalar, Avx2, Avx512, Amx };
 const char* isa_name(Isa isa);
 

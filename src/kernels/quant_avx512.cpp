@@ -50,10 +50,7 @@ inline __m512i broadcast4(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 inline __m512i load512(const uint8_t* p) { return _mm512_loadu_si512(p); }
-// 16 bytes or f16 values, one per row, widened to the rows' lanes.
-inline __m512i rows_u8(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-inline __m512i rows_s8(const uint8_t* p) { return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
-inline __m512 rows_f16(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+#include "kernels/x16_vectors.h"
 
 struct Q4_0Panels {
   static constexpr int kTile = 8;
@@ -87,11 +84,6 @@ struct Q4_0Panels {
     for (int i = 0; i < MR; ++i) _mm512_store_ps(out[i], acc[i]);
   }
 };
-
-// Bit s of each byte moved to bit 4 (Q5_K's fifth bit of sub-block s).
-inline __m512i shift_to_bit4(__m512i high, int s) {
-  return s < 4 ? _mm512_sll_epi16(high, _mm_cvtsi32_si128(4 - s)) : _mm512_srl_epi16(high, _mm_cvtsi32_si128(s - 4));
-}
 
 // Sub-block s's integer dot products times the rows' 6-bit scales into sum, and its mins times the activations'
 // sub-block sums into sum_mins (Q4_Kx16's layout at `low`).

@@ -94,8 +94,8 @@ void quant_matmul_rows_avx2(const void* xq, int64_t m, const WeightMatrix& w, in
 void quant_matmul_rows_avx512_vnni(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin,
                                    int64_t row_end, float* y, int64_t y_stride);
 
-// AMX for the prefill (16 or more activation rows) of Q8_0, Q4_0 and Q4_0x16, the AVX512-VNNI kernels
-// otherwise: the same bits. Only where amx_int8_usable() (kernels/cpu_features.h).
+// AMX for the prefill (16 or more activation rows) of Q8_0, Q4_0, Q4_0x16, Q4_Kx16 and Q5_Kx16, the
+// AVX512-VNNI kernels otherwise: the same bits. Only where amx_int8_usable() (kernels/cpu_features.h).
 void quant_matmul_rows_amx(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
                            float* y, int64_t y_stride);
 

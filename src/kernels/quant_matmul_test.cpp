@@ -245,7 +245,8 @@ TEST(QuantMatmul, X16PanelsGiveTheirRowTypesBitsForEveryIsaAndPrecision) {
   for (DType type : {DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
     const DType panel_type = x16_type(type);
     for (auto [m, rows, used, blocks] : {std::tuple{1, 16, 16, 3}, {1, 40, 37, 7}, {2, 33, 33, 9}, {3, 48, 45, 4},
-                                         {4, 17, 17, 2}, {9, 64, 50, 5}, {17, 35, 35, 8}, {40, 50, 45, 6}}) {
+                                         {4, 17, 17, 2}, {9, 64, 50, 5}, {17, 35, 35, 8}, {40, 50, 45, 6},
+                                         {16, 20, 20, 1}}) {
       const int64_t cols = block_elements(type) * blocks;
       const QuantWeights w = random_weights(type, rows, cols, rng);
       std::vector<uint8_t> packed(x16_bytes(panel_type, rows, cols));

@@ -83,7 +83,7 @@ const std::map<std::string, std::vector<std::string>>& isa_needs() {
   return needs;
 }
 
-// The amx set is the avx512 set with AMX tiles for Q8_0 and Q4_0 prefill, which give its bits.
+// The amx set is the avx512 set with AMX tiles for quantized prefill, which give its bits.
 bool same_bits(const std::string& a, const std::string& b) {
   auto family = [](const std::string& isa) { return isa == "amx" ? std::string("avx512") : isa; };
   return family(a) == family(b);
