@@ -274,21 +274,14 @@ struct Q6Tiles {
 
   // Step 8n + q of a block gives 4 values of groups 8n + 2k + q / 4 (k = 0..3): their step q % 4.
   static void repack(const uint8_t* panel, int64_t cols, __m512i* out) {
-    const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30), offset = _mm512_set1_epi8(32);
+    const __m512i offset = _mm512_set1_epi8(32);
     for (int64_t b = 0; b < cols / kQK; ++b, out += kVectors) {
       const uint8_t* block = panel + size_t(b) * x16_block_bytes(DType::Q6_Kx16);
       for (int n = 0; n < 2; ++n) {
         #pragma GCC unroll 8
         for (int q = 0; q < 8; ++q) {
-          const uint8_t* step = block + kQ6KStep * (8 * n + q);
-          const __m512i first = _mm512_loadu_si512(step), second = _mm512_loadu_si512(step + 64),
-                        high = _mm512_loadu_si512(step + 128);
-          const __m512i v[4] = {
-              _mm512_or_si512(_mm512_and_si512(first, low4), _mm512_and_si512(_mm512_slli_epi16(high, 4), bits45)),
-              _mm512_or_si512(_mm512_and_si512(second, low4), _mm512_and_si512(_mm512_slli_epi16(high, 2), bits45)),
-              _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(first, 4), low4), _mm512_and_si512(high, bits45)),
-              _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(second, 4), low4),
-                              _mm512_and_si512(_mm512_srli_epi16(high, 2), bits45))};
+          __m512i v[4];
+          q6_step_values(block + kQ6KStep * (8 * n + q), v);
           #pragma GCC unroll 4
           for (int k = 0; k < 4; ++k) out[4 * (8 * n + 2 * k + q / 4) + q % 4] = _mm512_sub_epi8(v[k], offset);
         }

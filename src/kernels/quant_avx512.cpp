@@ -159,7 +159,6 @@ struct Q6_KPanels {
   static constexpr int kTile = 4;
   template <int MR>
   static void panel(const uint8_t* panel, const uint8_t* const (&xr)[MR], int64_t cols, float (*out)[kX16Rows]) {
-    const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
     __m512 acc[MR];
     for (auto& a : acc) a = _mm512_setzero_ps();
     for (int64_t b = 0; b < cols / kQK; ++b) {
@@ -179,13 +178,8 @@ struct Q6_KPanels {
         for (int q = 4 * h; q < 4 * h + 4; ++q) {
           const uint8_t* step = block + kQ6KStep * (8 * n + q);
           prefetch_lines<3>(step, 0);
-          const __m512i first = load512(step), second = load512(step + 64), high = load512(step + 128);
-          const __m512i v[4] = {
-              _mm512_or_si512(_mm512_and_si512(first, low4), _mm512_and_si512(_mm512_slli_epi16(high, 4), bits45)),
-              _mm512_or_si512(_mm512_and_si512(second, low4), _mm512_and_si512(_mm512_slli_epi16(high, 2), bits45)),
-              _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(first, 4), low4), _mm512_and_si512(high, bits45)),
-              _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(second, 4), low4),
-                              _mm512_and_si512(_mm512_srli_epi16(high, 2), bits45))};
+          __m512i v[4];
+          q6_step_values(step, v);
           #pragma GCC unroll 4
           for (int k = 0; k < 4; ++k)
             #pragma GCC unroll 4
