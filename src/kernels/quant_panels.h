@@ -150,10 +150,10 @@ inline void transpose8x32(__m256i (&r)[8]) {
 }
 
 // nr (1 to 8) rows from `rows` into scratch, vectors `stride` apart (VNNI: 2, two panels interleaved);
-// missing rows are zero blocks with zero scales. kSigned (VNNI's layout) keeps the values signed, Q8_0's w and
-// Q4_0's code - 8, for AMX, which multiplies signed by signed. The loops have fixed counts and are unrolled, so the 8
-// vectors and their transposes stay in registers: with nr as a bound GCC had kept them on the stack, and
-// the repacking had taken 12 % of a q8_0 prompt in `perf`.
+// missing rows are zero blocks with zero scales. kSigned (VNNI's layout) keeps the values signed, Q8_0's w
+// and Q4_0's code - 8, for AMX, which multiplies signed by signed. The loops have fixed counts and are
+// unrolled, so the 8 vectors and their transposes stay in registers: with nr as a bound GCC had kept them on
+// the stack, and the repacking had taken 12 % of a q8_0 prompt in `perf`.
 template <DType D, bool kVnni, bool kSigned = false>
 void repack_panel(const uint8_t* rows, size_t row_bytes, int nr, int64_t nb, __m256i* out, int stride) {
   if (nr < kPanelRows) {  // a last partial panel: its rows padded with zero blocks
@@ -177,7 +177,7 @@ void repack_panel(const uint8_t* rows, size_t row_bytes, int nr, int64_t nb, __m
     } else if constexpr (D == DType::Q8_0 && kVnni && !kSigned) {
       #pragma GCC unroll 8
       for (auto& values : v) values = _mm256_xor_si256(values, _mm256_set1_epi8(char(0x80)));
-    } else if constexpr (D == DType::Q8_0) {
+    } else if constexpr (D == DType::Q8_0 && !kVnni) {
       __m256i a[kPanelRows];
       #pragma GCC unroll 8
       for (int j = 0; j < kPanelRows; ++j) a[j] = _mm256_abs_epi8(v[j]);
