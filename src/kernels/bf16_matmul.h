@@ -1,6 +1,8 @@
 // Matrix multiply with bf16 weights in Precision::Fast: activations rounded to bf16 and products summed in
-// pairs, the order AVX512-BF16's vdpbf16ps computes in (as llama.cpp's bf16 path multiplies). Every kernel
-// set gives the same bits: AVX512-BF16 CPUs run the instruction, the others emulate it with f32 FMAs.
+// pairs, the order AVX512-BF16's vdpbf16ps computes in (as llama.cpp's bf16 path multiplies). The scalar,
+// avx2 and avx512 sets give the same bits: AVX512-BF16 CPUs run the instruction, the others emulate it with
+// f32 FMAs. The amx set takes AMX-BF16 tiles instead, in an order of its own (bf16_amx.cpp) whose bits no
+// other set gives; it is tested against float64 and for its independence of rows and threads.
 //
 // The order, per output: 16 f32 lanes start at +0. For each chunk of 32 columns (the last one padded with
 // zeros), lane l adds x[2l + 1] * w[2l + 1], then x[2l] * w[2l], each by one fused multiply-add. Subnormal
@@ -38,5 +40,7 @@ void bf16_matmul_rows_avx2(const uint16_t* x, int64_t m, const WeightMatrix& w, 
                            float* y, int64_t y_stride);
 void bf16_matmul_rows_avx512_bf16(const uint16_t* x, int64_t m, const WeightMatrix& w, int64_t row_begin,
                                   int64_t row_end, float* y, int64_t y_stride);
+void bf16_matmul_rows_amx(const uint16_t* x, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
+                          float* y, int64_t y_stride);
 
 }  // namespace medlab

@@ -6,16 +6,28 @@
 
 namespace medlab {
 
-bool amx_int8_usable() {
-  static const bool usable = [] {
-    unsigned eax, ebx, ecx, edx;
-    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
-    constexpr unsigned kAmxTile = 1u << 24, kAmxInt8 = 1u << 25;  // CPUID.(7,0):EDX
-    if ((edx & kAmxTile) == 0 || (edx & kAmxInt8) == 0) return false;
+namespace {
+
+constexpr unsigned kAmxBf16 = 1u << 22, kAmxTile = 1u << 24, kAmxInt8 = 1u << 25;  // CPUID.(7,0):EDX
+
+unsigned amx_bits() {
+  unsigned eax, ebx, ecx, edx;
+  return __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) ? edx & (kAmxBf16 | kAmxTile | kAmxInt8) : 0;
+}
+
+bool tile_state_granted() {
+  static const bool granted = [] {
+    if ((amx_bits() & kAmxTile) == 0) return false;
     constexpr int kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
     return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
   }();
-  return usable;
+  return granted;
+}
+
+}  // namespace
+
+bool amx_usable() {
+  return (amx_bits() & (kAmxBf16 | kAmxInt8)) == (kAmxBf16 | kAmxInt8) && tile_state_granted();
 }
 
 std::vector<std::string> cpu_features() {
@@ -28,7 +40,8 @@ std::vector<std::string> cpu_features() {
       {"f16c", f16c},                                   {"avx512f", __builtin_cpu_supports("avx512f")},
       {"avx512bw", __builtin_cpu_supports("avx512bw")}, {"avx512vl", __builtin_cpu_supports("avx512vl")},
       {"avx512vnni", __builtin_cpu_supports("avx512vnni")}, {"avx512bf16", __builtin_cpu_supports("avx512bf16")},
-      {"amx-int8", amx_int8_usable()}};
+      {"amx-bf16", (amx_bits() & kAmxBf16) && tile_state_granted()},
+      {"amx-int8", (amx_bits() & kAmxInt8) && tile_state_granted()}};
   std::vector<std::string> present;
   for (const auto& [name, has] : checks)
     if (has) present.push_back(name);

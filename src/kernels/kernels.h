@@ -22,7 +22,8 @@ struct WeightMatrix {
   const void* data = nullptr;
 };
 
-// Amx is the Avx512 set with AMX tiles for the prefill of Q8_0, Q4_0, Q4_K and Q5_K: the same bits, sooner.
+// Amx is the Avx512 set with AMX tiles: for the prefill of the block-quantized types (the same bits, sooner)
+// and for fast bf16 (bits of its own, bf16_matmul.h).
 enum class Isa { Scalar, Avx2, Avx512, Amx };
 const char* isa_name(Isa isa);
 
@@ -52,7 +53,7 @@ struct KernelTable {
 const KernelTable& scalar_kernels();
 const KernelTable* avx2_kernels();    // null when the CPU lacks AVX2, FMA or F16C
 const KernelTable* avx512_kernels();  // null when the CPU or OS lacks AVX-512 F/BW/VL
-const KernelTable* amx_kernels();     // null without AVX-512 VNNI and AMX-INT8 that the OS lets this process use
+const KernelTable* amx_kernels();     // null without AVX-512 VNNI and AMX-BF16/INT8 that the OS lets this process use
 std::vector<const KernelTable*> available_kernels();  // every set this CPU runs, scalar first
 
 // The best table for this CPU, detected on first use.
@@ -63,7 +64,7 @@ const KernelTable& kernels_for(const std::string& isa_name);
 // How weights meet the f32 activations. Exact: weights widened to f32, f32 products and sums (what the
 // parity tests run). Fast, as llama.cpp does: for quantized weights each activation row is quantized per
 // block (Q8_0, or Q8_K for the K-quants) and blocks multiply in integers; for bf16 weights activations
-// are rounded to bf16 and products summed in pairs (AVX512-BF16's order). f32 and f16 weights are exact
+// are rounded to bf16 and products summed in pairs (AVX512-BF16's order, or AMX's). f32 and f16 weights are exact
 // in both modes. Either way an output's bits depend only on its own input row and weight row.
 enum class Precision { Exact, Fast };
 

@@ -148,10 +148,11 @@ const KernelTable* avx512_kernels() {
 const KernelTable* amx_kernels() {
   static const KernelTable* table = []() -> const KernelTable* {
     const KernelTable* avx512 = avx512_kernels();
-    if (!avx512 || !__builtin_cpu_supports("avx512vnni") || !amx_int8_usable()) return nullptr;
+    if (!avx512 || !__builtin_cpu_supports("avx512vnni") || !amx_usable()) return nullptr;
     static KernelTable amx = *avx512;
     amx.isa = Isa::Amx;
     amx.quant_matmul_rows = &quant_matmul_rows_amx;
+    amx.bf16_matmul_rows = &bf16_matmul_rows_amx;
     return &amx;
   }();
   return table;

@@ -105,34 +105,71 @@ TEST(Matmul, BitIdenticalAcrossBatchCompositionAndThreads) {
 }
 
 // Fast bf16 (bf16_matmul.h): the activations rounded to bf16, then the float64 dot product of what the
-// kernels multiply; every set gives the scalar reference's bits, over tails of every length class, decode
-// tiles, prefill tiles and their edges, split over two threads.
+// kernels multiply; the scalar, avx2 and avx512 sets give the scalar reference's bits, and the amx set, whose
+// order is its own, comes as close to float64. Over tails of every length class, decode tiles, prefill tiles
+// and their edges, split over two threads.
 TEST(Matmul, FastBf16MatchesFloat64AndTheScalarBitsForEveryIsa) {
   std::mt19937 rng(11);
   ThreadPool pool(2);
   for (auto [m, rows, cols] : {std::tuple{1, 37, 53}, {2, 19, 64}, {3, 40, 96}, {4, 16, 32}, {5, 33, 257},
-                               {9, 13, 4304 / 8}, {1, 70, 2560 / 4}, {17, 9, 100}}) {
+                               {9, 13, 4304 / 8}, {1, 70, 2560 / 4}, {17, 9, 100}, {40, 50, 1152}, {16, 20, 4304}}) {
     const StoredWeights w = random_weights(DType::BF16, rows, cols, rng);
     const std::vector<float> x = random_input(m * cols, rng);
-    std::vector<float> reference(size_t(m * rows));
-    matmul(scalar_kernels(), pool, x.data(), m, w.view, reference.data(), Precision::Fast);
+    std::vector<double> expect(size_t(m * rows)), magnitude(size_t(m * rows));
     for (int i = 0; i < m; ++i) {
       for (int r = 0; r < rows; ++r) {
-        double expect = 0, magnitude = 0;
         for (int c = 0; c < cols; ++c) {
           const double xb = bf16_to_f32(bf16_activation(x[size_t(i * cols + c)]));
           const double product = xb * w.exact[size_t(r * cols + c)];
-          expect += product;
-          magnitude += std::abs(product);
+          expect[size_t(i * rows + r)] += product;
+          magnitude[size_t(i * rows + r)] += std::abs(product);
         }
-        EXPECT_NEAR(reference[size_t(i * rows + r)], expect, 1e-6 * magnitude) << "m=" << m << " r=" << r;
       }
     }
+    std::vector<float> reference(size_t(m * rows));
+    matmul(scalar_kernels(), pool, x.data(), m, w.view, reference.data(), Precision::Fast);
     for (const KernelTable* k : every_isa_on_this_cpu()) {
       std::vector<float> y(size_t(m * rows));
       matmul(*k, pool, x.data(), m, w.view, y.data(), Precision::Fast);
-      EXPECT_EQ(std::memcmp(y.data(), reference.data(), y.size() * 4), 0)
-          << isa_name(k->isa) << " m=" << m << " rows=" << rows << " cols=" << cols;
+      for (size_t i = 0; i < y.size(); ++i)
+        EXPECT_NEAR(y[i], expect[i], 1e-6 * magnitude[i]) << isa_name(k->isa) << " m=" << m << " output " << i;
+      if (k->isa != Isa::Amx)
+        EXPECT_EQ(std::memcmp(y.data(), reference.data(), y.size() * 4), 0)
+            << isa_name(k->isa) << " m=" << m << " rows=" << rows << " cols=" << cols;
+    }
+  }
+}
+
+// Each set's fast bf16 bits (the amx set's own included) do not depend on which rows share the call or on
+// the thread count: decode rows alone, groups of 16 and their remainders, weight rows past a thread's slice
+// and the matrix's end, a K tail.
+TEST(Matmul, FastBf16BitIdenticalAcrossBatchCompositionAndThreads) {
+  std::mt19937 rng(13);
+  for (auto [m, rows, cols] : {std::tuple{int64_t(37), int64_t(83), int64_t(4304 / 4)}, {20, 70, 2560 / 4},
+                               {3, 45, 300}}) {
+    const StoredWeights w = random_weights(DType::BF16, rows, cols, rng);
+    const std::vector<float> x = random_input(m * cols, rng);
+    ThreadPool two(2), one(1), three(3);
+    for (const KernelTable* k : every_isa_on_this_cpu()) {
+      std::vector<float> batched(size_t(m * rows));
+      matmul(*k, two, x.data(), m, w.view, batched.data(), Precision::Fast);
+      for (ThreadPool* pool : {&one, &three}) {
+        std::vector<float> again(size_t(m * rows));
+        matmul(*k, *pool, x.data(), m, w.view, again.data(), Precision::Fast);
+        EXPECT_EQ(std::memcmp(again.data(), batched.data(), again.size() * 4), 0) << isa_name(k->isa) << " m=" << m;
+      }
+      for (int64_t i = 0; i < m; i += 5) {
+        std::vector<float> alone(static_cast<size_t>(rows));
+        matmul(*k, one, x.data() + i * cols, 1, w.view, alone.data(), Precision::Fast);
+        EXPECT_EQ(std::memcmp(alone.data(), batched.data() + i * rows, size_t(rows) * 4), 0)
+            << isa_name(k->isa) << " m=" << m << " row " << i;
+      }
+      if (m > 17) {  // a partial group behind a whole one, and the same rows leading a call
+        std::vector<float> tail(size_t(17 * rows));
+        matmul(*k, two, x.data() + (m - 17) * cols, 17, w.view, tail.data(), Precision::Fast);
+        EXPECT_EQ(std::memcmp(tail.data(), batched.data() + (m - 17) * rows, tail.size() * 4), 0)
+            << isa_name(k->isa) << " m=" << m;
+      }
     }
   }
 }

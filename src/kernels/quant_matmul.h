@@ -95,7 +95,7 @@ void quant_matmul_rows_avx512_vnni(const void* xq, int64_t m, const WeightMatrix
                                    int64_t row_end, float* y, int64_t y_stride);
 
 // AMX for the prefill (16 or more activation rows) of Q8_0, Q4_0, Q4_0x16, Q4_Kx16 and Q5_Kx16, the
-// AVX512-VNNI kernels otherwise: the same bits. Only where amx_int8_usable() (kernels/cpu_features.h).
+// AVX512-VNNI kernels otherwise: the same bits. Only where amx_usable() (kernels/cpu_features.h).
 void quant_matmul_rows_amx(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
                            float* y, int64_t y_stride);
 
