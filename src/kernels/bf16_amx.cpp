@@ -152,19 +152,11 @@ void store(const TileSums& sums, int64_t row, int64_t m, int64_t r, int64_t row_
     _mm512_mask_storeu_ps(y + (row + a) * y_stride + r, keep, _mm512_i32gather_ps(column, &sums.at[0][a], 4));
 }
 
-}  // namespace
-
-void bf16_matmul_rows_amx(const uint16_t* x, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
-                          float* y, int64_t y_stride) {
+// y[i][r] for the packed activation rows i < m and the weight rows r in [row_begin, row_end).
+void block_products(const uint32_t* packed, int64_t m, int n, const WeightMatrix& w, int64_t row_begin,
+                    int64_t row_end, std::vector<uint16_t>& padded, float* y, int64_t y_stride) {
   const int64_t k = w.cols, chunks = (k + kChunk - 1) / kChunk, groups = (m + kTileRows - 1) / kTileRows;
-  const int n = int(std::min<int64_t>(m, kTileRows));
   const int64_t group_size = chunks * kTileRows * n;
-  thread_local std::vector<uint32_t> packed;  // grows to the largest call seen, then stays
-  thread_local std::vector<uint16_t> padded;
-  if (packed.size() < size_t(groups * group_size)) packed.resize(size_t(groups * group_size));
-  pack_activations(x, m, k, n, packed.data());
-  const TileConfig config(n);
-  _tile_loadconfig(&config);
   WeightTile tiles[2];
   TileSums sums[4];
   if (m < kTileRows) {
@@ -172,7 +164,7 @@ void bf16_matmul_rows_amx(const uint16_t* x, int64_t m, const WeightMatrix& w, i
     // more streams than the hardware follows; they measured slower.)
     for (int64_t r = row_begin; r < row_end; r += kTileRows) {
       weight_tile(w, r, padded, tiles[0]);
-      tile_products<1, 1>(tiles, packed.data(), group_size, n, chunks, sums);
+      tile_products<1, 1>(tiles, packed, group_size, n, chunks, sums);
       store(sums[0], 0, m, r, row_end, y, y_stride);
     }
   } else {
@@ -188,7 +180,7 @@ void bf16_matmul_rows_amx(const uint16_t* x, int64_t m, const WeightMatrix& w, i
         weight_tile(w, r, padded, tiles[0]);
         if (two) weight_tile(w, r + kTileRows, padded, tiles[1]);
         for (int64_t g = 0; g < groups; g += 2) {
-          const uint32_t* xg = packed.data() + g * group_size;
+          const uint32_t* xg = packed + g * group_size;
           const int64_t row = g * kTileRows;
           if (g + 1 < groups) {
             if (two) {
@@ -212,6 +204,28 @@ void bf16_matmul_rows_amx(const uint16_t* x, int64_t m, const WeightMatrix& w, i
         }
       }
     }
+  }
+}
+
+}  // namespace
+
+void bf16_matmul_rows_amx(const uint16_t* x, int64_t m, const WeightMatrix& w, int64_t row_begin, int64_t row_end,
+                          float* y, int64_t y_stride) {
+  const int64_t k = w.cols, chunks = (k + kChunk - 1) / kChunk;
+  const int n = int(std::min<int64_t>(m, kTileRows));
+  // The activation rows in blocks whose packed form stays in L2 while the weight rows pass over them.
+  constexpr int64_t kPackedBytes = int64_t(3) << 19;
+  const int64_t group_size = chunks * kTileRows * n;
+  const int64_t block_groups = std::max<int64_t>(2, kPackedBytes / (group_size * 4) / 2 * 2);
+  thread_local std::vector<uint32_t> packed;  // grows to the largest call seen, then stays
+  thread_local std::vector<uint16_t> padded;
+  if (packed.size() < size_t(block_groups * group_size)) packed.resize(size_t(block_groups * group_size));
+  const TileConfig config(n);
+  _tile_loadconfig(&config);
+  for (int64_t first = 0; first < m; first += block_groups * kTileRows) {
+    const int64_t rows = std::min(m - first, block_groups * kTileRows);
+    pack_activations(x + first * k, rows, k, n, packed.data());
+    block_products(packed.data(), rows, n, w, row_begin, row_end, padded, y + first * y_stride, y_stride);
   }
   _tile_release();  // the thread's 8 KiB of tile state need not be saved at each switch
 }

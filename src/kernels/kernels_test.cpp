@@ -141,12 +141,12 @@ TEST(Matmul, FastBf16MatchesFloat64AndTheScalarBitsForEveryIsa) {
 }
 
 // Each set's fast bf16 bits (the amx set's own included) do not depend on which rows share the call or on
-// the thread count: decode rows alone, groups of 16 and their remainders, weight rows past a thread's slice
-// and the matrix's end, a K tail.
+// the thread count: decode rows alone, groups of 16 and their remainders, blocks of activation rows, weight
+// rows past a thread's slice and the matrix's end, a K tail.
 TEST(Matmul, FastBf16BitIdenticalAcrossBatchCompositionAndThreads) {
   std::mt19937 rng(13);
   for (auto [m, rows, cols] : {std::tuple{int64_t(37), int64_t(83), int64_t(4304 / 4)}, {20, 70, 2560 / 4},
-                               {3, 45, 300}}) {
+                               {3, 45, 300}, {40, 20, 24592}}) {  // the last: the amx set's rows in 3 blocks
     const StoredWeights w = random_weights(DType::BF16, rows, cols, rng);
     const std::vector<float> x = random_input(m * cols, rng);
     ThreadPool two(2), one(1), three(3);
