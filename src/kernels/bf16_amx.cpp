@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/amx_tiles.h"
 #include "kernels/bf16_matmul.h"
 
 #pragma GCC push_options
@@ -28,20 +29,11 @@ namespace {
 constexpr int kTileRows = 16;  // weight rows per tile, and activation rows per packed group
 constexpr int kChunk = 32;     // columns per tile product
 
-// The tile registers' shapes (palette 1) for n activation rows per group: 0-3 sums, 16 weight rows x n
-// activation rows of f32; 4-5 a chunk of 16 weight rows; 6-7 a chunk of n activation rows as 16 rows of
-// column pairs.
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0, reserved[14] = {};
-  uint16_t bytes_per_row[16] = {};
-  uint8_t rows[16] = {};
-  explicit TileConfig(int n) {
-    for (int t = 0; t < 8; ++t) {
-      bytes_per_row[t] = uint16_t(t == 4 || t == 5 ? 2 * kChunk : 4 * n);
-      rows[t] = kTileRows;
-    }
-  }
-};
+// The tile registers' shapes for n activation rows per group: 0-3 sums, 16 weight rows x n activation rows of
+// f32; 4-5 a chunk of 16 weight rows; 6-7 a chunk of n activation rows as 16 rows of column pairs.
+AmxTileConfig bf16_tiles(int n) {
+  return AmxTileConfig().shape(0, 3, kTileRows, 4 * n).shape(4, 5, kTileRows, 2 * kChunk).shape(6, 7, kTileRows, 4 * n);
+}
 
 // 16 weight rows: their whole chunks in place, the last partial chunk (if any) from a zero-padded copy.
 struct WeightTile {
@@ -220,7 +212,7 @@ void bf16_matmul_rows_amx(const uint16_t* x, int64_t m, const WeightMatrix& w, i
   thread_local std::vector<uint32_t> packed;  // grows to the largest call seen, then stays
   thread_local std::vector<uint16_t> padded;
   if (packed.size() < size_t(block_groups * group_size)) packed.resize(size_t(block_groups * group_size));
-  const TileConfig config(n);
+  const AmxTileConfig config = bf16_tiles(n);
   _tile_loadconfig(&config);
   for (int64_t first = 0; first < m; first += block_groups * kTileRows) {
     const int64_t rows = std::min(m - first, block_groups * kTileRows);

@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/amx_tiles.h"
 #include "kernels/quant_matmul.h"
 #include "kernels/x16_panels.h"
 
@@ -34,20 +35,10 @@ inline void prefetch_ahead(const uint8_t* p) { _mm_prefetch(reinterpret_cast<con
 #include "kernels/quant_panels.h"  // inside the target region and this file's namespace
 #include "kernels/x16_vectors.h"
 
-// The tile registers' shapes (palette 1) for products over k = 32 or 16 values: 0-3 sums, 16 activation rows
-// x 16 weight rows of int32; 4-5 k values of 16 activation rows; 6-7 k values of 16 weight rows as k / 4
-// steps of 4 values for the 16 rows (64 bytes), which is the layout AMX takes for its second operand.
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0, reserved[14] = {};
-  uint16_t bytes_per_row[16] = {};
-  uint8_t rows[16] = {};
-  explicit TileConfig(int k) {
-    for (int t = 0; t < 8; ++t) {
-      bytes_per_row[t] = uint16_t(t == 4 || t == 5 ? k : 64);
-      rows[t] = uint8_t(t >= 6 ? k / 4 : 16);
-    }
-  }
-};
+// The tile registers' shapes for products over k = 32 or 16 values: 0-3 sums, 16 activation rows x 16
+// weight rows of int32; 4-5 k values of 16 activation rows; 6-7 k values of 16 weight rows as k / 4 steps of
+// 4 values for the 16 rows (64 bytes), which is the layout AMX takes for its second operand.
+AmxTileConfig int8_tiles(int k) { return AmxTileConfig().shape(0, 3, 16, 64).shape(4, 5, 16, k).shape(6, 7, k / 4, 64); }
 
 constexpr int64_t kPairStep = kPanelRows + 1;  // 64-byte vectors per block of a pair of panels
 using TileSums = int32_t[16][16];
@@ -340,7 +331,7 @@ void prefill(const void* xq, int64_t m, const WeightMatrix& w, int64_t row_begin
   if (tiles.size() < size_t(x_block / kRows) * tile_bytes) tiles.resize(size_t(x_block / kRows) * tile_bytes);
   auto* panel = reinterpret_cast<__m512i*>(panel_lines.data());
   auto* results = reinterpret_cast<__m512*>(result_lines.data());
-  static const TileConfig config(Tiles::kValues);
+  static const AmxTileConfig config = int8_tiles(Tiles::kValues);
   _tile_loadconfig(&config);
   for (int64_t i0 = 0; i0 < m; i0 += x_block) {
     const int64_t i1 = std::min(m, i0 + x_block);
