@@ -68,9 +68,9 @@ void register_all() {
   for (const KernelTable* k : available_kernels()) {
     // SigLIP at 896 px (a block of 512 queries, 4096 patches, head_dim 72) and a decode step of MedGemma 4B
     // (2 query heads per KV head, head_dim 256, 4096 positions).
-    // Fast precision differs from exact only on an AVX-512 set of a CPU with AVX512-BF16.
+    // Fast precision differs from exact only on the AVX-512 and AMX sets of a CPU with AVX512-BF16.
     for (Precision precision : {Precision::Exact, Precision::Fast}) {
-      if (precision == Precision::Fast && !(k->isa == Isa::Avx512 && attention_avx512_bf16())) continue;
+      if (precision == Precision::Fast && !(k->isa >= Isa::Avx512 && attention_avx512_bf16())) continue;
       const std::string name = std::string("attention/") + isa_name(k->isa) + (precision == Precision::Fast ? "_fast" : "");
       for (auto [rows, keys, hd] : {std::tuple{512, 4096, 72}, {2, 4096, 256}})
         benchmark::RegisterBenchmark(name.c_str(), BM_Attention, k, precision)

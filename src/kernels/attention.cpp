@@ -48,7 +48,9 @@ void attention_scalar(const AttentionRows& rows, const KvHead& kv, const Attenti
 void attention(const KernelTable& kernels, const AttentionRows& rows, const KvHead& kv, const AttentionShape& shape,
                Precision precision) {
   static const AttentionFn vector = attention_avx2();
-  static const AttentionFn bf16 = attention_avx512_bf16();
+  static const AttentionFn bf16 = attention_avx512_bf16(), amx = attention_amx_bf16();
+  if (precision == Precision::Fast && kernels.isa == Isa::Amx && amx && shape.head_dim % 8 == 0)
+    return amx(rows, kv, shape);
   if (precision == Precision::Fast && kernels.isa >= Isa::Avx512 && bf16 && shape.head_dim % 8 == 0)
     return bf16(rows, kv, shape);
   if (kernels.isa != Isa::Scalar && vector && shape.head_dim % 8 == 0) return vector(rows, kv, shape);

@@ -41,15 +41,17 @@ struct AttentionShape {
 
 // With the kernel set's ISA; scratch is per thread and only grows. Exact: f32 throughout (AVX-512 machines
 // run the AVX2 version). Fast, on an AVX-512 set where the CPU has AVX512-BF16: queries, keys, values and
-// probabilities rounded to bf16, products summed in f32 (elsewhere Fast runs the exact version).
+// probabilities rounded to bf16, products summed in f32 (elsewhere Fast runs the exact version); the amx
+// set's products take AMX tiles, grouped as they group them.
 void attention(const KernelTable& kernels, const AttentionRows& rows, const KvHead& kv, const AttentionShape& shape,
                Precision precision = Precision::Exact);
 
 // The versions, for tests: the scalar reference, AVX2 (null when the CPU lacks AVX2, FMA or F16C), and the
-// fast bf16 one (null without AVX512-BF16; head_dim a multiple of 8).
+// fast bf16 ones (null without AVX512-BF16, or AMX; head_dim a multiple of 8).
 using AttentionFn = void (*)(const AttentionRows& rows, const KvHead& kv, const AttentionShape& shape);
 void attention_scalar(const AttentionRows& rows, const KvHead& kv, const AttentionShape& shape);
 AttentionFn attention_avx2();
 AttentionFn attention_avx512_bf16();
+AttentionFn attention_amx_bf16();  // null without AVX512-BF16 and AMX (amx_usable)
 
 }  // namespace medlab

@@ -10,19 +10,28 @@
 // A row's arithmetic is fixed by its own range, as in the other versions: key blocks start at multiples of
 // 64, keys outside the row's range score -inf and weigh exactly 0, and a block that the row does not see
 // leaves its statistics and output unchanged (a correction of exactly 1 and products of 0).
+//
+// The amx set's version takes AMX-BF16 tiles for both products instead (the softmax steps are the same):
+// scores as 16 keys x 16 rows per tile, from the keys' rows against the queries' pairs over chunks of 32
+// dims, and outputs as 16 dims x 16 rows, from the values by dim against the probabilities' pairs over the
+// block's two halves of 32 keys. Its sums are grouped as AMX groups them (bf16_matmul.h), so its bits are
+// its own; the halves are fixed positions, so they still depend on nothing but the row.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "kernels/amx_tiles.h"
 #include "kernels/attention.h"
 #include "kernels/bf16_matmul.h"
+#include "kernels/cpu_features.h"
 
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16")
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16")
 #ifdef __clang__  // clang ignores GCC target pragmas; this is its way to say the same
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16"))), \
+                             apply_to = function)
 #endif
 
 namespace medlab {
@@ -72,6 +81,7 @@ struct Scratch {
   std::vector<uint32_t> queries;  // pair s of row r at [s * lanes + r], lanes = rows rounded up to 16
   std::vector<uint32_t> keys;     // pair s of block key j at [j * key_stride + s]
   std::vector<uint32_t> values;   // (value 2t, value 2t + 1) at dim d at [t * value_stride + d]
+  std::vector<uint32_t> values_by_dim;  // the same pair at [d * kBlock / 2 + t] (AMX)
   std::vector<float> scores;      // block key j, tile lane l at [j * kTileRows + l]
   std::vector<float> outputs;     // dim d of row r at [d * lanes + r], before the division by the sum
   std::vector<uint32_t> probs;    // (p of key 2t, p of key 2t + 1) of tile lane l at [t * kTileRows + l]
@@ -88,6 +98,26 @@ struct ScoreRule {
   __m512i first[2], last[2];  // per register of lanes, relative to the block
   __m512 max[2];
 };
+
+// Scores of key j for the tile's 16 rows of register v from their dot products, through the rule, into
+// scores[j][v * 16 + l].
+inline void apply_rule(__m512 dots, int64_t j, int v, ScoreRule& rule, float* scores) {
+  __m512 x = _mm512_mul_ps(dots, rule.scale);
+  if (rule.softcap > 0) {
+    alignas(64) float capped[16];
+    _mm512_store_ps(capped, x);
+    for (float& c : capped) c = std::tanh(c / rule.softcap) * rule.softcap;
+    x = _mm512_load_ps(capped);
+  }
+  if (rule.masked) {
+    const __m512i index = _mm512_set1_epi32(int32_t(j));
+    const __mmask16 outside =
+        _mm512_cmpgt_epi32_mask(rule.first[v], index) | _mm512_cmpgt_epi32_mask(index, rule.last[v]);
+    x = _mm512_mask_blend_ps(outside, x, _mm512_set1_ps(-INFINITY));
+  }
+  _mm512_storeu_ps(scores + j * kTileRows + v * 16, x);
+  rule.max[v] = _mm512_max_ps(rule.max[v], x);
+}
 
 // scores[j][l] for the tile's QV * 16 rows and the 8 keys from j0: q[l] . key j, then the rule.
 template <int QV>
@@ -113,23 +143,7 @@ void score_tile(const uint32_t* queries, int64_t lanes, const uint32_t* keys, in
   #pragma GCC unroll 8
   for (int k = 0; k < kTileKeys; ++k)
     #pragma GCC unroll 2
-    for (int v = 0; v < QV; ++v) {
-      __m512 x = _mm512_mul_ps(acc[v][k], rule.scale);
-      if (rule.softcap > 0) {
-        alignas(64) float capped[16];
-        _mm512_store_ps(capped, x);
-        for (float& c : capped) c = std::tanh(c / rule.softcap) * rule.softcap;
-        x = _mm512_load_ps(capped);
-      }
-      if (rule.masked) {
-        const __m512i index = _mm512_set1_epi32(int32_t(j0 + k));
-        const __mmask16 outside =
-            _mm512_cmpgt_epi32_mask(rule.first[v], index) | _mm512_cmpgt_epi32_mask(index, rule.last[v]);
-        x = _mm512_mask_blend_ps(outside, x, _mm512_set1_ps(-INFINITY));
-      }
-      _mm512_storeu_ps(scores + (j0 + k) * kTileRows + v * 16, x);
-      rule.max[v] = _mm512_max_ps(rule.max[v], x);
-    }
+    for (int v = 0; v < QV; ++v) apply_rule(acc[v][k], j0 + k, v, rule, scores);
 }
 
 // outputs[d][l] = outputs[d][l] * correction[l] + the sum over key pairs t0..t1 - 1 of lane l's probability
@@ -160,6 +174,35 @@ void value_tile(float* outputs, int64_t lanes, const uint32_t* probs, const __m5
     for (int v = 0; v < QV; ++v) _mm512_storeu_ps(outputs + (d0 + e) * lanes + v * 16, acc[v][e]);
 }
 
+// AMX: the scores of the 16 keys from j for the 16 rows of register v, their dot products over chunks of 32
+// dims (zeros past head_dim on both sides), then the rule.
+void score_tile_amx(const uint32_t* queries, int64_t lanes, const uint32_t* keys, int64_t key_stride, int64_t j, int v,
+                    ScoreRule& rule, float* scores) {
+  _tile_zero(0);
+  for (int64_t c = 0; c < key_stride; c += 16) {
+    _tile_loadd(4, keys + j * key_stride + c, key_stride * 4);
+    _tile_loadd(6, queries + c * lanes + v * 16, lanes * 4);
+    _tile_dpbf16ps(0, 4, 6);
+  }
+  _tile_stored(0, scores + j * kTileRows + v * 16, kTileRows * 4);
+  for (int64_t k = j; k < j + 16; ++k) apply_rule(_mm512_loadu_ps(scores + k * kTileRows + v * 16), k, v, rule, scores);
+}
+
+// AMX: outputs[d][l] for dims d0..d0 + 15 and the 16 lanes of register v (already times the correction) plus
+// the products of the probability pairs and value pairs of keys k0..k1 - 1, a half block of 32 per product.
+void value_tile_amx(float* outputs, int64_t lanes, const uint32_t* probs, const uint32_t* values_by_dim, int64_t d0,
+                    int v, int64_t k0, int64_t k1) {
+  float* out = outputs + d0 * lanes + v * 16;
+  _tile_loadd(0, out, lanes * 4);
+  for (int64_t k = k0; k < k1; k += 32) {
+    _tile_loadd(4, values_by_dim + d0 * (kBlock / 2) + k / 2, kBlock / 2 * 4);
+    _tile_loadd(6, probs + k / 2 * kTileRows + v * 16, kTileRows * 4);
+    _tile_dpbf16ps(0, 4, 6);
+  }
+  _tile_stored(0, out, lanes * 4);
+}
+
+template <bool kAmx>
 void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const AttentionShape& shape) {
   const int64_t hd = shape.head_dim, n = rows.n, pairs = hd / 2;
   if (n == 0) return;
@@ -169,23 +212,26 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
   auto grow = [](auto& v, int64_t size) {
     if (v.size() < size_t(size)) v.resize(size_t(size));
   };
-  grow(s.queries, pairs * lanes);
+  grow(s.queries, key_stride * lanes);
   grow(s.keys, kBlock * key_stride);
   grow(s.values, kBlock / 2 * value_stride);
+  if constexpr (kAmx) grow(s.values_by_dim, kBlock / 2 * value_stride);
   grow(s.scores, kBlock * kTileRows);
-  grow(s.outputs, hd * lanes);
+  grow(s.outputs, value_stride * lanes);
   grow(s.probs, kBlock / 2 * kTileRows);
   grow(s.max, lanes);
   grow(s.sum, lanes);
   grow(s.first, kTileRows);
   grow(s.last, kTileRows);
 
-  // Queries across the lanes; the padding lanes hold zeros and see every key, and are never written out.
+  // Queries across the lanes; the padding lanes (and pairs past head_dim) hold zeros and see every key, and
+  // are never written out.
   int64_t lo = rows.first[0], hi = rows.last[0];
   for (int64_t r = 0; r < lanes; ++r) {
-    for (int64_t p = 0; p < pairs; ++p) {
-      const uint32_t low = r < n ? bf16_activation(rows.q[r][2 * p]) : 0;
-      const uint32_t high = r < n ? bf16_activation(rows.q[r][2 * p + 1]) : 0;
+    for (int64_t p = 0; p < key_stride; ++p) {
+      const bool real = r < n && p < pairs;
+      const uint32_t low = real ? bf16_activation(rows.q[r][2 * p]) : 0;
+      const uint32_t high = real ? bf16_activation(rows.q[r][2 * p + 1]) : 0;
       s.queries[size_t(p * lanes + r)] = low | high << 16;
     }
     s.max[size_t(r)] = -INFINITY;
@@ -194,17 +240,26 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
     lo = std::min(lo, rows.first[r]);
     hi = std::max(hi, rows.last[r]);
   }
-  std::fill_n(s.outputs.begin(), hd * lanes, 0.0f);
+  std::fill_n(s.outputs.begin(), value_stride * lanes, 0.0f);
+  if constexpr (kAmx) {
+    static const AmxTileConfig config = AmxTileConfig().shape(0, 7, 16, 64);
+    _tile_loadconfig(&config);
+  }
 
   const __m512 scale = _mm512_set1_ps(shape.scale), minus_inf = _mm512_set1_ps(-INFINITY);
   const __m512bh ones = (__m512bh)_mm512_set1_epi32(0x3f803f80);  // a pair of bf16 1.0
   const float* value_rows_of_block[kBlock];
   for (int64_t b0 = lo / kBlock * kBlock; b0 <= hi; b0 += kBlock) {
-    // Keys j0..j1 - 1 (from b0, groups of 8) hold all that any row sees; the others point at seen keys.
-    const int64_t j0 = (std::max(b0, lo) - b0) / 8 * 8, j1 = (std::min(b0 + kBlock - 1, hi) - b0) / 8 * 8 + 8;
+    // Keys j0..j1 - 1 (from b0, groups of 8, or halves of the block for AMX) hold all that any row sees; the
+    // others point at seen keys.
+    constexpr int64_t kGroup = kAmx ? kBlock / 2 : 8;
+    const int64_t j0 = (std::max(b0, lo) - b0) / kGroup * kGroup;
+    const int64_t j1 = (std::min(b0 + kBlock - 1, hi) - b0) / kGroup * kGroup + kGroup;
     for (int64_t j = j0; j < j1; ++j) {
       const int64_t slot = (b0 + std::clamp(j, lo - b0, hi - b0)) % kv.capacity;
-      to_pairs(kv.k + slot * kv.row_stride, hd, s.keys.data() + j * key_stride);
+      uint32_t* key = s.keys.data() + j * key_stride;
+      to_pairs(kv.k + slot * kv.row_stride, hd, key);
+      std::fill(key + pairs, key + key_stride, 0u);
       value_rows_of_block[j] = kv.v + slot * kv.row_stride;
     }
     for (int64_t j = j0; j < j1; j += 2)
@@ -214,6 +269,14 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
         const __m512 b = _mm512_maskz_loadu_ps(real, value_rows_of_block[j + 1] + d);
         _mm512_storeu_si512(s.values.data() + j / 2 * value_stride + d, interleave_bf16(a, b));
       }
+    if constexpr (kAmx) {  // the value pairs by dim: a gather takes 16 pairs of one dim
+      const __m512i pair_rows = _mm512_mullo_epi32(
+          _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(int(value_stride)));
+      for (int64_t t = j0 / 2; t < j1 / 2; t += 16)
+        for (int64_t d = 0; d < value_stride; ++d)
+          _mm512_storeu_si512(s.values_by_dim.data() + d * (kBlock / 2) + t,
+                              _mm512_i32gather_epi32(pair_rows, s.values.data() + t * value_stride + d, 4));
+    }
 
     for (int64_t r0 = 0; r0 < lanes; r0 += kTileRows) {
       const int64_t tile_lanes = std::min<int64_t>(kTileRows, lanes - r0);
@@ -236,9 +299,15 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
         rule.last[v] = _mm512_loadu_si512(s.last.data() + v * 16);
       }
       const uint32_t* queries = s.queries.data() + r0;
-      for (int64_t j = j0; j < j1; j += kTileKeys) {
-        if (tile_lanes == 32) score_tile<2>(queries, lanes, s.keys.data(), key_stride, pairs, j, rule, s.scores.data());
-        else score_tile<1>(queries, lanes, s.keys.data(), key_stride, pairs, j, rule, s.scores.data());
+      if constexpr (kAmx) {
+        for (int64_t j = j0; j < j1; j += 16)
+          for (int v = 0; v < tile_lanes / 16; ++v)
+            score_tile_amx(queries, lanes, s.keys.data(), key_stride, j, v, rule, s.scores.data());
+      } else {
+        for (int64_t j = j0; j < j1; j += kTileKeys) {
+          if (tile_lanes == 32) score_tile<2>(queries, lanes, s.keys.data(), key_stride, pairs, j, rule, s.scores.data());
+          else score_tile<1>(queries, lanes, s.keys.data(), key_stride, pairs, j, rule, s.scores.data());
+        }
       }
 
       // Per register of 16 lanes: the probabilities as bf16 pairs, their sum, and the statistics' update.
@@ -267,8 +336,19 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
         _mm512_storeu_ps(row_sums, _mm512_fmadd_ps(_mm512_loadu_ps(row_sums), c, sum));
       }
 
-      // outputs = outputs * correction + P V, 8 dims at a time.
+      // outputs = outputs * correction + P V, 8 dims at a time (16 for AMX).
       const __m512 tile_correction[2] = {_mm512_load_ps(correction), _mm512_load_ps(correction + 16)};
+      if constexpr (kAmx) {
+        for (int64_t d = 0; d < hd; ++d)
+          for (int v = 0; v < tile_lanes / 16; ++v) {
+            float* out = s.outputs.data() + d * lanes + r0 + v * 16;
+            _mm512_storeu_ps(out, _mm512_mul_ps(_mm512_loadu_ps(out), tile_correction[v]));
+          }
+        for (int64_t d0 = 0; d0 < value_stride; d0 += 16)
+          for (int v = 0; v < tile_lanes / 16; ++v)
+            value_tile_amx(s.outputs.data() + r0, lanes, s.probs.data(), s.values_by_dim.data(), d0, v, j0, j1);
+        continue;
+      }
       for (int64_t d0 = 0; d0 < hd; d0 += 8) {
         if (tile_lanes == 32)
           value_tile<2>(s.outputs.data() + r0, lanes, s.probs.data(), tile_correction, s.values.data(), value_stride,
@@ -279,6 +359,7 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
       }
     }
   }
+  if constexpr (kAmx) _tile_release();
   for (int64_t r = 0; r < n; ++r) {
     const float inv = 1.0f / s.sum[size_t(r)];
     for (int64_t d = 0; d < hd; ++d) rows.out[r][d] = s.outputs[size_t(d * lanes + r)] * inv;
@@ -295,7 +376,9 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
 AttentionFn attention_avx512_bf16() {
   const bool usable = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
-  return usable ? &attention_bf16_impl : nullptr;
+  return usable ? &attention_bf16_impl<false> : nullptr;
 }
+
+AttentionFn attention_amx_bf16() { return attention_avx512_bf16() && amx_usable() ? &attention_bf16_impl<true> : nullptr; }
 
 }  // namespace medlab

@@ -19,9 +19,16 @@ std::vector<std::pair<std::string, AttentionFn>> exact_versions_on_this_cpu() {
   return versions;
 }
 
+std::vector<std::pair<std::string, AttentionFn>> fast_versions_on_this_cpu() {
+  std::vector<std::pair<std::string, AttentionFn>> versions;
+  if (AttentionFn bf16 = attention_avx512_bf16()) versions.emplace_back("bf16", bf16);
+  if (AttentionFn amx = attention_amx_bf16()) versions.emplace_back("amx", amx);
+  return versions;
+}
+
 std::vector<std::pair<std::string, AttentionFn>> every_version_on_this_cpu() {
   std::vector<std::pair<std::string, AttentionFn>> versions = exact_versions_on_this_cpu();
-  if (AttentionFn bf16 = attention_avx512_bf16()) versions.emplace_back("bf16", bf16);
+  for (const auto& fast : fast_versions_on_this_cpu()) versions.push_back(fast);
   return versions;
 }
 
@@ -162,26 +169,27 @@ TEST(Attention, MatchesFloat64ReferenceForEveryExactVersion) {
   }
 }
 
-// The fast version against float64 on the same bf16-rounded q, k and v. Rounding each probability to bf16
+// The fast versions against float64 on the same bf16-rounded q, k and v. Rounding each probability to bf16
 // moves it by at most 2^-9 of itself, and renormalising by the rounded sum moves an output by at most twice
 // that times the weighted mean of |v|; f32 sums of the exact bf16 products move the scores by about
 // head_dim ulps of the magnitude, which moves the weights relatively by twice that.
 TEST(Attention, FastBf16WithinTheBoundOfItsRounding) {
-  const AttentionFn fn = attention_avx512_bf16();
-  if (!fn) GTEST_SKIP() << "this CPU lacks AVX512-BF16";
+  if (fast_versions_on_this_cpu().empty()) GTEST_SKIP() << "this CPU lacks AVX512-BF16";
   std::mt19937 rng(5);
   for (const Case& c : cases(rng)) {
-    std::vector<float> out(size_t(c.rows() * c.head_dim));
-    c.run(fn, 0, c.rows(), out);
-    for (int64_t r = 0; r < c.rows(); ++r) {
-      double magnitude;
-      std::vector<double> weighted_abs;
-      const std::vector<double> expect = c.expect(r, magnitude, &weighted_abs, true);
-      const double relative = std::ldexp(1.0, -8) + 1e-4 + 4 * double(c.head_dim) * std::ldexp(magnitude, -23);
-      for (int64_t d = 0; d < c.head_dim; ++d) {
-        const double error = std::abs(out[size_t(r * c.head_dim + d)] - expect[size_t(d)]);
-        ASSERT_LE(error, 1e-7 + relative * weighted_abs[size_t(d)])
-            << "head_dim " << c.head_dim << " row " << r << " dim " << d;
+    for (const auto& [name, fn] : fast_versions_on_this_cpu()) {
+      std::vector<float> out(size_t(c.rows() * c.head_dim));
+      c.run(fn, 0, c.rows(), out);
+      for (int64_t r = 0; r < c.rows(); ++r) {
+        double magnitude;
+        std::vector<double> weighted_abs;
+        const std::vector<double> expect = c.expect(r, magnitude, &weighted_abs, true);
+        const double relative = std::ldexp(1.0, -8) + 1e-4 + 4 * double(c.head_dim) * std::ldexp(magnitude, -23);
+        for (int64_t d = 0; d < c.head_dim; ++d) {
+          const double error = std::abs(out[size_t(r * c.head_dim + d)] - expect[size_t(d)]);
+          ASSERT_LE(error, 1e-7 + relative * weighted_abs[size_t(d)])
+              << name << " head_dim " << c.head_dim << " row " << r << " dim " << d;
+        }
       }
     }
   }
