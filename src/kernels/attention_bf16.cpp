@@ -339,11 +339,14 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
       // outputs = outputs * correction + P V, 8 dims at a time (16 for AMX).
       const __m512 tile_correction[2] = {_mm512_load_ps(correction), _mm512_load_ps(correction + 16)};
       if constexpr (kAmx) {
-        for (int64_t d = 0; d < hd; ++d)
-          for (int v = 0; v < tile_lanes / 16; ++v) {
+        for (int v = 0; v < tile_lanes / 16; ++v) {
+          // Once a row's maximum settles its correction is exactly 1, and x * 1 is x: nothing to do.
+          if (_mm512_cmpneq_ps_mask(tile_correction[v], _mm512_set1_ps(1.0f)) == 0) continue;
+          for (int64_t d = 0; d < hd; ++d) {
             float* out = s.outputs.data() + d * lanes + r0 + v * 16;
             _mm512_storeu_ps(out, _mm512_mul_ps(_mm512_loadu_ps(out), tile_correction[v]));
           }
+        }
         for (int64_t d0 = 0; d0 < value_stride; d0 += 16)
           for (int v = 0; v < tile_lanes / 16; ++v)
             value_tile_amx(s.outputs.data() + r0, lanes, s.probs.data(), s.values_by_dim.data(), d0, v, j0, j1);
