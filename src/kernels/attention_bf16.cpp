@@ -41,20 +41,21 @@ constexpr int64_t kBlock = 64;  // keys per block
 constexpr int kTileRows = 32;   // query rows per tile: two registers of lanes
 constexpr int kTileKeys = 8;    // keys per score tile
 
-// e^x for x <= 0 (and -inf), good to a few parts in 10^6 (the result is rounded to bf16 next): 2^n e^r with
-// n = round(x log2 e), |r| <= ln2/2, and e^r by its Taylor series to degree 5. Inputs below the smallest
-// normal result give 0; e^0 is exactly 1.
-inline __m512 exp_nonpositive(__m512 x) {
+// How far a block's maximum score may pass a row's reference (its maximum as last raised) before the reference is
+// raised: a raise rescales the row's outputs, and probabilities up to e^8 lose nothing in bf16 or in the f32 sums.
+constexpr float kLazyMax = 8.0f;
+
+// e^x for x <= kLazyMax (and -inf), good to about 1e-5 relative (the result is rounded to bf16 next, whose steps
+// are 2^-8): 2^n 2^f with n = round(x log2 e), |f| <= 1/2, and 2^f by its Taylor series to degree 4. Inputs below
+// the smallest normal result give 0; e^0 is exactly 1.
+inline __m512 exp_bounded(__m512 x) {
   const __mmask16 normal = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ);
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 120);
-  for (const float c : {1.0f / 24, 1.0f / 6, 0.5f}) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
-  const __m512 e = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
-  return _mm512_maskz_scalef_ps(normal, e, n);
+  const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(9.61812911e-3f);
+  for (const float c : {5.55041087e-2f, 2.40226507e-1f, 6.93147181e-1f, 1.0f}) p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(c));
+  return _mm512_maskz_scalef_ps(normal, p, n);
 }
 
 // Two registers of 16 floats, a and b, to the bf16 pairs (a[l], b[l]) in the 32-bit lanes l.
@@ -174,32 +175,79 @@ void value_tile(float* outputs, int64_t lanes, const uint32_t* probs, const __m5
     for (int v = 0; v < QV; ++v) _mm512_storeu_ps(outputs + (d0 + e) * lanes + v * 16, acc[v][e]);
 }
 
-// AMX: the scores of the 16 keys from j for the 16 rows of register v, their dot products over chunks of 32
-// dims (zeros past head_dim on both sides), then the rule.
-void score_tile_amx(const uint32_t* queries, int64_t lanes, const uint32_t* keys, int64_t key_stride, int64_t j, int v,
-                    ScoreRule& rule, float* scores) {
+// AMX: the scores of the 32 keys from j (two tiles of 16) for the V registers of 16 rows from the tile's first,
+// their dot products over chunks of 32 dims (zeros past head_dim on both sides), then the rule. The 2 x V
+// products of a chunk are independent, so they overlap, and each tile load serves two of them.
+template <int V>
+void score_tiles_amx(const uint32_t* queries, int64_t lanes, const uint32_t* keys, int64_t key_stride, int64_t j,
+                     ScoreRule& rule, float* scores) {
+  const int64_t key_bytes = key_stride * 4, lane_bytes = lanes * 4;
   _tile_zero(0);
-  for (int64_t c = 0; c < key_stride; c += 16) {
-    _tile_loadd(4, keys + j * key_stride + c, key_stride * 4);
-    _tile_loadd(6, queries + c * lanes + v * 16, lanes * 4);
-    _tile_dpbf16ps(0, 4, 6);
+  _tile_zero(1);
+  if constexpr (V == 2) {
+    _tile_zero(2);
+    _tile_zero(3);
   }
-  _tile_stored(0, scores + j * kTileRows + v * 16, kTileRows * 4);
-  for (int64_t k = j; k < j + 16; ++k) apply_rule(_mm512_loadu_ps(scores + k * kTileRows + v * 16), k, v, rule, scores);
+  for (int64_t c = 0; c < key_stride; c += 16) {
+    _tile_loadd(4, keys + j * key_stride + c, key_bytes);
+    _tile_loadd(5, keys + (j + 16) * key_stride + c, key_bytes);
+    _tile_loadd(6, queries + c * lanes, lane_bytes);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 5, 6);
+    if constexpr (V == 2) {
+      _tile_loadd(7, queries + c * lanes + 16, lane_bytes);
+      _tile_dpbf16ps(2, 4, 7);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  _tile_stored(0, scores + j * kTileRows, kTileRows * 4);
+  _tile_stored(1, scores + (j + 16) * kTileRows, kTileRows * 4);
+  if constexpr (V == 2) {
+    _tile_stored(2, scores + j * kTileRows + 16, kTileRows * 4);
+    _tile_stored(3, scores + (j + 16) * kTileRows + 16, kTileRows * 4);
+  }
+  for (int64_t k = j; k < j + 32; ++k)
+    for (int v = 0; v < V; ++v) apply_rule(_mm512_loadu_ps(scores + k * kTileRows + v * 16), k, v, rule, scores);
 }
 
-// AMX: outputs[d][l] for dims d0..d0 + 15 and the 16 lanes of register v (already times the correction) plus
-// the products of the probability pairs and value pairs of keys k0..k1 - 1, a half block of 32 per product.
-void value_tile_amx(float* outputs, int64_t lanes, const uint32_t* probs, const uint32_t* values_by_dim, int64_t d0,
-                    int v, int64_t k0, int64_t k1) {
-  float* out = outputs + d0 * lanes + v * 16;
-  _tile_loadd(0, out, lanes * 4);
+// AMX: outputs[d][l] for the D chunks of 16 dims from d0 and the V registers of 16 lanes from the tile's first
+// (already times the correction) plus the products of the probability pairs and value pairs of keys k0..k1 - 1,
+// a half block of 32 per product; as with the scores, 2 x 2 independent products share their tile loads.
+template <int V, int D>
+void value_tiles_amx(float* outputs, int64_t lanes, const uint32_t* probs, const uint32_t* values_by_dim, int64_t d0,
+                     int64_t k0, int64_t k1) {
+  const int64_t lane_bytes = lanes * 4;
+  float* out = outputs + d0 * lanes;
+  _tile_loadd(0, out, lane_bytes);
+  if constexpr (D == 2) _tile_loadd(1, out + 16 * lanes, lane_bytes);
+  if constexpr (V == 2) _tile_loadd(2, out + 16, lane_bytes);
+  if constexpr (V == 2 && D == 2) _tile_loadd(3, out + 16 * lanes + 16, lane_bytes);
   for (int64_t k = k0; k < k1; k += 32) {
     _tile_loadd(4, values_by_dim + d0 * (kBlock / 2) + k / 2, kBlock / 2 * 4);
-    _tile_loadd(6, probs + k / 2 * kTileRows + v * 16, kTileRows * 4);
+    _tile_loadd(6, probs + k / 2 * kTileRows, kTileRows * 4);
     _tile_dpbf16ps(0, 4, 6);
+    if constexpr (D == 2) {
+      _tile_loadd(5, values_by_dim + (d0 + 16) * (kBlock / 2) + k / 2, kBlock / 2 * 4);
+      _tile_dpbf16ps(1, 5, 6);
+    }
+    if constexpr (V == 2) {
+      _tile_loadd(7, probs + k / 2 * kTileRows + 16, kTileRows * 4);
+      _tile_dpbf16ps(2, 4, 7);
+    }
+    if constexpr (V == 2 && D == 2) _tile_dpbf16ps(3, 5, 7);
   }
-  _tile_stored(0, out, lanes * 4);
+  _tile_stored(0, out, lane_bytes);
+  if constexpr (D == 2) _tile_stored(1, out + 16 * lanes, lane_bytes);
+  if constexpr (V == 2) _tile_stored(2, out + 16, lane_bytes);
+  if constexpr (V == 2 && D == 2) _tile_stored(3, out + 16 * lanes + 16, lane_bytes);
+}
+
+template <int V>
+void value_block_amx(float* outputs, int64_t lanes, const uint32_t* probs, const uint32_t* values_by_dim,
+                     int64_t value_stride, int64_t k0, int64_t k1) {
+  int64_t d0 = 0;
+  for (; d0 + 32 <= value_stride; d0 += 32) value_tiles_amx<V, 2>(outputs, lanes, probs, values_by_dim, d0, k0, k1);
+  if (d0 < value_stride) value_tiles_amx<V, 1>(outputs, lanes, probs, values_by_dim, d0, k0, k1);
 }
 
 template <bool kAmx>
@@ -280,6 +328,7 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
 
     for (int64_t r0 = 0; r0 < lanes; r0 += kTileRows) {
       const int64_t tile_lanes = std::min<int64_t>(kTileRows, lanes - r0);
+      uint32_t* probs = s.probs.data();
       const int64_t tile_rows = std::min<int64_t>(tile_lanes, n - r0);
       // Each lane's range within the block; the tile is skipped when no row sees the block.
       bool seen = false, whole = true;
@@ -293,16 +342,21 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
       }
       if (!seen) continue;
 
-      ScoreRule rule{scale, shape.softcap, !whole, {}, {}, {minus_inf, minus_inf}};
+      ScoreRule rule;
+      rule.scale = scale;
+      rule.softcap = shape.softcap;
+      rule.masked = !whole;
       for (int64_t v = 0; v < tile_lanes / 16; ++v) {
+        rule.max[v] = minus_inf;
         rule.first[v] = _mm512_loadu_si512(s.first.data() + v * 16);
         rule.last[v] = _mm512_loadu_si512(s.last.data() + v * 16);
       }
       const uint32_t* queries = s.queries.data() + r0;
       if constexpr (kAmx) {
-        for (int64_t j = j0; j < j1; j += 16)
-          for (int v = 0; v < tile_lanes / 16; ++v)
-            score_tile_amx(queries, lanes, s.keys.data(), key_stride, j, v, rule, s.scores.data());
+        for (int64_t j = j0; j < j1; j += 32) {
+          if (tile_lanes == 32) score_tiles_amx<2>(queries, lanes, s.keys.data(), key_stride, j, rule, s.scores.data());
+          else score_tiles_amx<1>(queries, lanes, s.keys.data(), key_stride, j, rule, s.scores.data());
+        }
       } else {
         for (int64_t j = j0; j < j1; j += kTileKeys) {
           if (tile_lanes == 32) score_tile<2>(queries, lanes, s.keys.data(), key_stride, pairs, j, rule, s.scores.data());
@@ -316,20 +370,22 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
         const float* scores = s.scores.data() + v * 16;
         const __m512 block_max = rule.max[v];
         const __m512 old_max = _mm512_loadu_ps(s.max.data() + r0 + v * 16);
-        const __m512 new_max = _mm512_max_ps(old_max, block_max);
+        const __mmask16 raise =
+            _mm512_cmp_ps_mask(block_max, _mm512_add_ps(old_max, _mm512_set1_ps(kLazyMax)), _CMP_GT_OQ);
+        const __m512 new_max = _mm512_mask_max_ps(old_max, raise, old_max, block_max);
         // A row that has seen no key yet subtracts 0, so that -inf - -inf never makes a NaN.
         const __m512 m = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(new_max, minus_inf, _CMP_EQ_OQ), new_max,
                                               _mm512_setzero_ps());
         __m512 sum = _mm512_setzero_ps();
         for (int64_t j = j0; j < j1; j += 2) {
-          const __m512 p0 = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(scores + j * kTileRows), m));
-          const __m512 p1 = exp_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(scores + (j + 1) * kTileRows), m));
+          const __m512 p0 = exp_bounded(_mm512_sub_ps(_mm512_loadu_ps(scores + j * kTileRows), m));
+          const __m512 p1 = exp_bounded(_mm512_sub_ps(_mm512_loadu_ps(scores + (j + 1) * kTileRows), m));
           const __m512i pair = interleave_bf16(p0, p1);
-          _mm512_storeu_si512(s.probs.data() + j / 2 * kTileRows + v * 16, pair);
+          _mm512_storeu_si512(probs + j / 2 * kTileRows + v * 16, pair);
           // The sum is of the rounded probabilities, the weights the values actually get.
           sum = _mm512_dpbf16_ps(sum, (__m512bh)pair, ones);
         }
-        const __m512 c = exp_nonpositive(_mm512_sub_ps(old_max, m));
+        const __m512 c = exp_bounded(_mm512_sub_ps(old_max, m));
         _mm512_store_ps(correction + v * 16, c);
         _mm512_storeu_ps(s.max.data() + r0 + v * 16, new_max);
         float* row_sums = s.sum.data() + r0 + v * 16;
@@ -347,17 +403,18 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
             _mm512_storeu_ps(out, _mm512_mul_ps(_mm512_loadu_ps(out), tile_correction[v]));
           }
         }
-        for (int64_t d0 = 0; d0 < value_stride; d0 += 16)
-          for (int v = 0; v < tile_lanes / 16; ++v)
-            value_tile_amx(s.outputs.data() + r0, lanes, s.probs.data(), s.values_by_dim.data(), d0, v, j0, j1);
+        if (tile_lanes == 32)
+          value_block_amx<2>(s.outputs.data() + r0, lanes, probs, s.values_by_dim.data(), value_stride, j0, j1);
+        else
+          value_block_amx<1>(s.outputs.data() + r0, lanes, probs, s.values_by_dim.data(), value_stride, j0, j1);
         continue;
       }
       for (int64_t d0 = 0; d0 < hd; d0 += 8) {
         if (tile_lanes == 32)
-          value_tile<2>(s.outputs.data() + r0, lanes, s.probs.data(), tile_correction, s.values.data(), value_stride,
+          value_tile<2>(s.outputs.data() + r0, lanes, probs, tile_correction, s.values.data(), value_stride,
                         d0, j0 / 2, j1 / 2);
         else
-          value_tile<1>(s.outputs.data() + r0, lanes, s.probs.data(), tile_correction, s.values.data(), value_stride,
+          value_tile<1>(s.outputs.data() + r0, lanes, probs, tile_correction, s.values.data(), value_stride,
                         d0, j0 / 2, j1 / 2);
       }
     }

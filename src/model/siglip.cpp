@@ -32,26 +32,44 @@ std::vector<float> vector_f32(const TensorView& t, int64_t n, const std::string&
   return v;
 }
 
+// The element-wise steps between the matmuls, each over rows split between the threads.
+
 // y[r][c] += bias[c] for `rows` rows of bias.size() columns.
-void add_bias(float* y, const std::vector<float>& bias, int64_t rows) {
+void add_bias(float* y, const std::vector<float>& bias, int64_t rows, ThreadPool& pool) {
   const int64_t cols = int64_t(bias.size());
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) y[r * cols + c] += bias[size_t(c)];
+  pool.parallel_for(rows, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      for (int64_t c = 0; c < cols; ++c) y[r * cols + c] += bias[size_t(c)];
+  });
 }
 
 // y[t][c] + bias[c] for `rows` rows of heads x head_dim columns, written head by head: out[h][t][0..head_dim).
-void add_bias_by_head(const float* y, const std::vector<float>& bias, int64_t rows, int64_t head_dim, float* out) {
+void add_bias_by_head(const float* y, const std::vector<float>& bias, int64_t rows, int64_t head_dim, float* out,
+                      ThreadPool& pool) {
   const int64_t cols = int64_t(bias.size()), heads = cols / head_dim;
-  for (int64_t h = 0; h < heads; ++h)
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = h * head_dim; c < (h + 1) * head_dim; ++c) *out++ = y[r * cols + c] + bias[size_t(c)];
+  pool.parallel_for(rows, [&](int64_t begin, int64_t end) {
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t r = begin; r < end; ++r)
+        for (int64_t i = 0; i < head_dim; ++i)
+          out[(h * rows + r) * head_dim + i] = y[r * cols + h * head_dim + i] + bias[size_t(h * head_dim + i)];
+  });
 }
 
 // The residual connection around a projection with bias: x[r][c] += proj[r][c] + bias[c].
-void add_residual(float* x, const float* proj, const std::vector<float>& bias, int64_t rows) {
+void add_residual(float* x, const float* proj, const std::vector<float>& bias, int64_t rows, ThreadPool& pool) {
   const int64_t cols = int64_t(bias.size());
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) x[r * cols + c] += proj[r * cols + c] + bias[size_t(c)];
+  pool.parallel_for(rows, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      for (int64_t c = 0; c < cols; ++c) x[r * cols + c] += proj[r * cols + c] + bias[size_t(c)];
+  });
+}
+
+// layer_norm of each of `rows` rows of `cols` values, from x into out (which may be x).
+void layer_norm_rows(const float* x, const std::vector<float>& weight, const std::vector<float>& bias, float* out,
+                     int64_t rows, int64_t cols, float eps, ThreadPool& pool) {
+  pool.parallel_for(rows, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) layer_norm(x + t * cols, weight.data(), bias.data(), out + t * cols, cols, eps);
+  });
 }
 
 }  // namespace
@@ -172,17 +190,12 @@ void SiglipVision::Encoding::step(ThreadPool& pool, const KernelTable& kernels) 
   if (current == 0) return v.embed_patches(pixels_, s, pool, kernels);
   if (current <= int64_t(v.layers_.size())) {
     const Layer& layer = v.layers_[size_t(current - 1)];
-    for (int64_t t = 0; t < n; ++t)
-      layer_norm(&s.x[size_t(t * d)], layer.norm1_weight.data(), layer.norm1_bias.data(), &s.normed[size_t(t * d)], d,
-                 eps);
+    layer_norm_rows(s.x.data(), layer.norm1_weight, layer.norm1_bias, s.normed.data(), n, d, eps, pool);
     v.attention(layer, s, pool, kernels);
-    for (int64_t t = 0; t < n; ++t)
-      layer_norm(&s.x[size_t(t * d)], layer.norm2_weight.data(), layer.norm2_bias.data(), &s.normed[size_t(t * d)], d,
-                 eps);
+    layer_norm_rows(s.x.data(), layer.norm2_weight, layer.norm2_bias, s.normed.data(), n, d, eps, pool);
     return v.mlp(layer, s, pool, kernels);
   }
-  for (int64_t t = 0; t < n; ++t)
-    layer_norm(&s.x[size_t(t * d)], v.post_norm_weight_.data(), v.post_norm_bias_.data(), &s.x[size_t(t * d)], d, eps);
+  layer_norm_rows(s.x.data(), v.post_norm_weight_, v.post_norm_bias_, s.x.data(), n, d, eps, pool);
   v.project(s, out_, pool, kernels);
   scratch_.reset();  // the scratch is large; free it as soon as the output is written
 }
@@ -200,20 +213,20 @@ void SiglipVision::embed_patches(const float* pixels, Scratch& s, ThreadPool& po
           std::memcpy(row + (ch * p + ky) * p, pixels + (ch * size + py * p + ky) * size + px * p, size_t(p) * 4);
     }
   matmul(kernels, pool, patches.data(), n, patch_embedding_, s.x.data(), s.precision);
-  add_bias(s.x.data(), patch_bias_, n);
+  add_bias(s.x.data(), patch_bias_, n, pool);
   for (int64_t i = 0; i < n * d; ++i) s.x[size_t(i)] += element_f32(position_embedding_, i);
 }
 
 void SiglipVision::attention(const Layer& layer, Scratch& s, ThreadPool& pool, const KernelTable& kernels) const {
   const int64_t n = num_patches(), d = config_.hidden_size, hd = head_dim_;
   linear(kernels, pool, s.normed.data(), n, layer.q, s.q.data(), s.precision, s.low_rank);
-  add_bias(s.q.data(), layer.q_bias, n);
+  add_bias(s.q.data(), layer.q_bias, n, pool);
   // Keys and values head by head, so that the rows a head's attention reads for every block of queries lie
   // together in memory rather than one per 4.6 KB (and per page).
   linear(kernels, pool, s.normed.data(), n, layer.k, s.proj.data(), s.precision, s.low_rank);
-  add_bias_by_head(s.proj.data(), layer.k_bias, n, hd, s.k.data());
+  add_bias_by_head(s.proj.data(), layer.k_bias, n, hd, s.k.data(), pool);
   linear(kernels, pool, s.normed.data(), n, layer.v, s.proj.data(), s.precision, s.low_rank);
-  add_bias_by_head(s.proj.data(), layer.v_bias, n, hd, s.v.data());
+  add_bias_by_head(s.proj.data(), layer.v_bias, n, hd, s.v.data(), pool);
 
   // Every patch sees every patch: fused attention calls of attention_rows(n) queries of one head.
   const AttentionShape shape{hd, float(1.0 / std::sqrt(double(hd))), 0.0f};
@@ -233,7 +246,7 @@ void SiglipVision::attention(const Layer& layer, Scratch& s, ThreadPool& pool, c
     }
   });
   linear(kernels, pool, s.attn.data(), n, layer.out, s.proj.data(), s.precision, s.low_rank);
-  add_residual(s.x.data(), s.proj.data(), layer.out_bias, n);
+  add_residual(s.x.data(), s.proj.data(), layer.out_bias, n, pool);
 }
 
 void SiglipVision::mlp(const Layer& layer, Scratch& s, ThreadPool& pool, const KernelTable& kernels) const {
@@ -251,7 +264,7 @@ void SiglipVision::mlp(const Layer& layer, Scratch& s, ThreadPool& pool, const K
     }
   });
   linear(kernels, pool, s.mlp.data(), n, layer.fc2, s.proj.data(), s.precision, s.low_rank);
-  add_residual(s.x.data(), s.proj.data(), layer.fc2_bias, n);
+  add_residual(s.x.data(), s.proj.data(), layer.fc2_bias, n, pool);
 }
 
 void SiglipVision::project(Scratch& s, float* out, ThreadPool& pool, const KernelTable& kernels) const {
