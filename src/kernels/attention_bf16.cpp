@@ -328,7 +328,6 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
 
     for (int64_t r0 = 0; r0 < lanes; r0 += kTileRows) {
       const int64_t tile_lanes = std::min<int64_t>(kTileRows, lanes - r0);
-      uint32_t* probs = s.probs.data();
       const int64_t tile_rows = std::min<int64_t>(tile_lanes, n - r0);
       // Each lane's range within the block; the tile is skipped when no row sees the block.
       bool seen = false, whole = true;
@@ -381,7 +380,7 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
           const __m512 p0 = exp_bounded(_mm512_sub_ps(_mm512_loadu_ps(scores + j * kTileRows), m));
           const __m512 p1 = exp_bounded(_mm512_sub_ps(_mm512_loadu_ps(scores + (j + 1) * kTileRows), m));
           const __m512i pair = interleave_bf16(p0, p1);
-          _mm512_storeu_si512(probs + j / 2 * kTileRows + v * 16, pair);
+          _mm512_storeu_si512(s.probs.data() + j / 2 * kTileRows + v * 16, pair);
           // The sum is of the rounded probabilities, the weights the values actually get.
           sum = _mm512_dpbf16_ps(sum, (__m512bh)pair, ones);
         }
@@ -392,7 +391,7 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
         _mm512_storeu_ps(row_sums, _mm512_fmadd_ps(_mm512_loadu_ps(row_sums), c, sum));
       }
 
-      // outputs = outputs * correction + P V, 8 dims at a time (16 for AMX).
+      // outputs = outputs * correction + P V, 8 dims at a time (32 for AMX).
       const __m512 tile_correction[2] = {_mm512_load_ps(correction), _mm512_load_ps(correction + 16)};
       if constexpr (kAmx) {
         for (int v = 0; v < tile_lanes / 16; ++v) {
@@ -404,17 +403,17 @@ void attention_bf16_impl(const AttentionRows& rows, const KvHead& kv, const Atte
           }
         }
         if (tile_lanes == 32)
-          value_block_amx<2>(s.outputs.data() + r0, lanes, probs, s.values_by_dim.data(), value_stride, j0, j1);
+          value_block_amx<2>(s.outputs.data() + r0, lanes, s.probs.data(), s.values_by_dim.data(), value_stride, j0, j1);
         else
-          value_block_amx<1>(s.outputs.data() + r0, lanes, probs, s.values_by_dim.data(), value_stride, j0, j1);
+          value_block_amx<1>(s.outputs.data() + r0, lanes, s.probs.data(), s.values_by_dim.data(), value_stride, j0, j1);
         continue;
       }
       for (int64_t d0 = 0; d0 < hd; d0 += 8) {
         if (tile_lanes == 32)
-          value_tile<2>(s.outputs.data() + r0, lanes, probs, tile_correction, s.values.data(), value_stride,
+          value_tile<2>(s.outputs.data() + r0, lanes, s.probs.data(), tile_correction, s.values.data(), value_stride,
                         d0, j0 / 2, j1 / 2);
         else
-          value_tile<1>(s.outputs.data() + r0, lanes, probs, tile_correction, s.values.data(), value_stride,
+          value_tile<1>(s.outputs.data() + r0, lanes, s.probs.data(), tile_correction, s.values.data(), value_stride,
                         d0, j0 / 2, j1 / 2);
       }
     }
